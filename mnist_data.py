@@ -251,4 +251,7 @@ def ensure_mnist(root: str | os.PathLike = "data",
 
 
 if __name__ == "__main__":
-    ensure_mnist(sys.argv[1] if len(sys.argv) > 1 else "data")
+    try:
+        ensure_mnist(sys.argv[1] if len(sys.argv) > 1 else "data")
+    except MnistUnavailableError as error:
+        sys.exit(f"error: {error}")

@@ -177,3 +177,57 @@ def test_unwritable_data_root_says_what_to_do(tiny, tmp_path):
     with pytest.raises(MnistUnavailableError, match="Set DATA_ROOT"):
         ensure_mnist(blocker / "data", sources=[tiny["source"]], log=lambda _: None)
     assert blocker.read_text() == "not a folder"
+
+
+def test_garbage_in_place_of_a_file_is_rebuilt(tiny):
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    victim = raw_dir(tiny["root"]) / "train-labels-idx1-ubyte"
+    victim.write_text("<html>404 Not Found</html>")
+    messages = []
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=messages.append)
+    assert any(m.startswith("train-labels-idx1-ubyte: wrong size") for m in messages)
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_folder_with_only_some_files_gets_the_missing_ones(tiny):
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    kept = raw_dir(tiny["root"]) / "train-images-idx3-ubyte"
+    kept_inode = kept.stat().st_ino
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw_dir(tiny["root"]) / name).unlink()
+    messages = []
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=messages.append)
+    assert sorted(m.split(":")[0] for m in messages[:-1]) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    assert kept.stat().st_ino == kept_inode  # a good file is left alone
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_rebuild_killed_midway_leaves_nothing_and_next_run_completes(tiny, tmp_path):
+    """A real process is killed with SIGKILL while its source is writing; the next run starts clean."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    started = tmp_path / "started"
+    script = textwrap.dedent(f"""
+        import time, pathlib, mnist_data
+        def slow(scratch):
+            (scratch / "train-images-idx3-ubyte").write_bytes(b"x" * 1000)
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(60)
+        mnist_data.ensure_mnist({str(tiny["root"])!r}, sources=[("slow", slow)])
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(mnist_data.__file__).parent)
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the child never started writing"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    folder = raw_dir(tiny["root"])
+    assert not folder.exists() or not any(folder.iterdir())  # nothing half-written in raw/
+
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    assert_complete(tiny["root"], tiny["files"])
