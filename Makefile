@@ -1,0 +1,58 @@
+# One environment, four jobs: run the notebook, test, open Jupyter, benchmark.
+# Parameters for `make run` are handed to the notebook's parameters cell, e.g.
+#   make run EPOCHS=5 SEED=1        make run QUICK=True        make run CHECKPOINT=outputs/digit_cnn.pt
+# Progress bars are off in `make run` (MNIST_PROGRESS=0) so that the saved notebook stays clean.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NOTEBOOK := HandWrittenDigitsRecognition.ipynb
+OUT := $(or $(OUTPUT_DIR),outputs)
+
+PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE CHECKPOINT QUICK PROGRESS,\
+            $(if $($(p)),-p $(p) $($(p))))
+
+.PHONY: run test lab bench ablation assets graphviz clean
+
+run: $(VENV)/.installed graphviz
+	mkdir -p $(OUT)
+	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(OUT)/$(NOTEBOOK) $(PARAMS) \
+	    --no-progress-bar --log-output --request-save-on-cell-execute
+	@$(BIN)/python -c "import json, sys; cell = json.load(open(sys.argv[1]))['cells'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(OUT)/$(NOTEBOOK)
+
+test: $(VENV)/.installed graphviz
+	$(BIN)/python -m pytest
+
+lab: $(VENV)/.installed graphviz
+	$(BIN)/python -m jupyter lab $(NOTEBOOK)
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/benchmark.py $(BENCH_ARGS)
+
+ablation: $(VENV)/.installed
+	$(BIN)/python bench/ablation.py
+
+# Re-render the architecture graph committed in assets/ (needs Graphviz's dot).
+assets: $(VENV)/.installed graphviz
+	$(BIN)/python scripts/render_architecture.py
+
+# The virtual environment, rebuilt when requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# torchviz needs Graphviz's `dot` program: installed here where that is possible (root on Debian/Ubuntu),
+# otherwise the notebook shows a pre-rendered graph and says how to install it.
+graphviz:
+	@command -v dot >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
+	      || echo "note: could not install graphviz; the notebook will show the pre-rendered graph"; \
+	  else \
+	    echo "note: Graphviz's dot is missing; install it (apt-get install graphviz / brew install graphviz / conda install graphviz) to render the graph"; \
+	  fi; }
+
+clean:
+	rm -rf $(OUT)

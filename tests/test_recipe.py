@@ -1,0 +1,137 @@
+"""Unit tests of the notebook's own code (its cells tagged "recipe"): checkpoints, augmentation, training."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from notebook_recipe import load_recipe
+
+recipe = load_recipe()
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A DigitCNN with non-default weights (batch-norm statistics included), saved to a checkpoint."""
+    torch.manual_seed(0)
+    model = recipe.DigitCNN()
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, 1, 28, 28))  # moves the batch-norm running statistics
+    path = tmp_path / "model.pt"
+    recipe.save_checkpoint(model, path, mean=0.13, std=0.31)
+    return model, path
+
+
+def test_checkpoint_reloads_with_identical_predictions(trained):
+    model, path = trained
+    fresh = recipe.DigitCNN()
+    checkpoint = recipe.load_checkpoint(path, fresh, CPU)
+    images = torch.randn(32, 1, 28, 28)
+    model.eval()
+    fresh.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(images), fresh(images))
+    assert checkpoint["mean"] == 0.13 and checkpoint["std"] == 0.31
+    assert checkpoint["classes"] == [str(d) for d in range(10)]
+
+
+def test_checkpoint_loading_is_weights_only(trained, monkeypatch):
+    _, path = trained
+    seen = {}
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    assert seen.get("weights_only") is True and seen.get("map_location") == CPU
+
+
+def test_other_architecture_is_refused_naming_the_layers(tmp_path):
+    path = tmp_path / "wide.pt"
+    recipe.save_checkpoint(recipe.DigitCNN(widths=(32, 64, 128)), path, 0.13, 0.31)
+    with pytest.raises(ValueError) as caught:
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    message = str(caught.value)
+    assert "different architecture" in message
+    assert "conv1.0.weight: shape [32, 1, 3, 3] in the file, [16, 1, 3, 3] in the model" in message
+    assert "fc1.weight" in message
+
+
+def test_fully_connected_checkpoint_is_refused_with_missing_and_extra_layers(tmp_path):
+    path = tmp_path / "mlp.pt"
+    recipe.save_checkpoint(recipe.FullyConnectedNet(), path, 0.13, 0.31)
+    with pytest.raises(ValueError, match=r"conv1\.0\.weight: missing from the file[\s\S]*layers\.1\.weight: not in DigitCNN"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+def test_truncated_checkpoint_is_refused(trained):
+    _, path = trained
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+def test_file_that_is_no_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("just some text")
+    with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="no 'model_state'"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+def test_checkpoint_that_runs_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state": Payload()}, path, pickle_module=pickle)
+    with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    assert not marker.exists()
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(trained, monkeypatch):
+    model, path = trained
+    before = path.read_bytes()
+
+    def dies_midway(obj, target, *args, **kwargs):
+        with open(target, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        recipe.save_checkpoint(recipe.DigitCNN(), path, 0.5, 0.5)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_random_affine_keeps_shape_and_identity_at_zero():
+    images = torch.randn(8, 1, 28, 28)
+    assert recipe.random_affine(images).shape == images.shape
+    assert torch.allclose(recipe.random_affine(images, max_degrees=0, max_shift=0), images, atol=1e-5)
+
+
+def test_training_with_the_same_seed_is_repeatable_on_cpu():
+    def run() -> dict:
+        torch.manual_seed(7)
+        images, labels = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+        model = recipe.DigitCNN()
+        return recipe.fit(model, (images[:192], labels[:192]), (images[192:], labels[192:]),
+                          epochs=2, learning_rate=0.05, batch_size=64, name="repeat")
+
+    first, second = run(), run()
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert first[key] == second[key]

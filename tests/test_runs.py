@@ -1,0 +1,62 @@
+"""End-to-end runs: the notebook with parameters (as `make run` passes them) and the benchmark's smoke run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+import torch
+
+from notebook_recipe import NOTEBOOK, load_recipe
+
+ROOT = NOTEBOOK.parent
+
+
+def run_notebook(tmp_path: Path, **parameters) -> str:
+    """Execute the notebook headless with papermill; return the text of all its outputs."""
+    output = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(str(NOTEBOOK), str(output), parameters={"QUICK": True, "OUTPUT_DIR": str(tmp_path), **parameters},
+                               cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    return output.read_text()
+
+
+def test_checkpoint_parameter_evaluates_without_training(tmp_path):
+    recipe = load_recipe()
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "earlier.pt"
+    recipe.save_checkpoint(recipe.DigitCNN(), checkpoint, 0.1307, 0.3081)
+    text = run_notebook(tmp_path, CHECKPOINT=str(checkpoint))
+    assert "no training in this run" in text
+    assert "No training happened in this run" in text
+    assert "identical predictions: True" in text
+    assert not (tmp_path / "digit_cnn_quick.pt").exists()
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("EPOCHS", 0, "EPOCHS must be a whole number of at least 1"),
+    ("BATCH_SIZE", 0, "BATCH_SIZE must be a whole number from 1 to 60000"),
+    ("LEARNING_RATE", "fast", "LEARNING_RATE must be a number above 0"),
+    ("DEVICE", "tpu", "DEVICE must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+])
+def test_nonsense_parameter_stops_at_the_parameters_cell(tmp_path, name, value, message):
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        run_notebook(tmp_path, **{name: value})
+    assert message in str(caught.value)
+    assert caught.value.exec_count == 4  # imports, parameters, injected parameters, then this check: no data touched
+
+
+def test_benchmark_smoke_run_writes_results(tmp_path):
+    done = subprocess.run([sys.executable, "bench/benchmark.py", "--quick", "--output-dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "benchmark.json").read_text())
+    assert (tmp_path / "benchmark.png").stat().st_size > 1000
+    for recipe in ("classic", "notebook"):
+        assert summary[recipe]["seconds_per_epoch"] > 0
+        assert summary[recipe]["peak_memory_mb"] > 0
+    assert 0 < summary["classic"]["final_test_accuracy"] <= 1
+    assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
+    assert summary["speedup_per_epoch"] > 0
+    assert "time to 99 %" in done.stdout
