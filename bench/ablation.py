@@ -1,0 +1,99 @@
+"""Measure what the notebook's speed choices are worth, one at a time, on this machine.
+
+Times training steps of DigitCNN in the default and the channels-last memory layout (identical
+results), and one epoch of feeding batches from a DataLoader with per-image transforms against slicing
+a tensor held in memory. Prints seconds and ratios.
+
+    python bench/ablation.py          (or: make ablation)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from notebook_recipe import load_recipe  # noqa: E402
+
+recipe = load_recipe()
+
+
+class StepTimer:
+    """Times training steps (forward, backward, SGD update) of one model variant on fixed random images."""
+
+    def __init__(self, model: nn.Module, channels_last: bool, batch_size: int = 128):
+        torch.manual_seed(0)
+        self.images, self.labels = torch.randn(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        self.times: list[float] = []
+        self.step(warm_up=5)
+
+    def step(self, count: int = 1, warm_up: int = 0) -> None:
+        for index in range(warm_up + count):
+            start = time.perf_counter()
+            loss = F.cross_entropy(self.model(self.images), self.labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if index >= warm_up:
+                self.times.append(time.perf_counter() - start)
+
+    def milliseconds(self) -> float:
+        return 1000 * statistics.median(self.times)
+
+
+def data_feeding_seconds(data_root: str = "data") -> tuple[float, float]:
+    """One epoch of batches of 128: DataLoader with ToTensor + Normalize vs slicing an in-memory tensor."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    start = time.perf_counter()
+    for _ in DataLoader(datasets.MNIST(data_root, train=True, transform=transform), batch_size=128, shuffle=True):
+        pass
+    loader_seconds = time.perf_counter() - start
+
+    train = datasets.MNIST(data_root, train=True)
+    images = recipe.to_model_input(train.data, 0.1307, 0.3081, torch.device("cpu"))
+    start = time.perf_counter()
+    for _ in recipe.batches(images, train.targets, 128, shuffle=True):
+        pass
+    return loader_seconds, time.perf_counter() - start
+
+
+def main(rounds: int = 15) -> None:
+    from mnist_data import ensure_mnist
+
+    ensure_mnist("data")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+          f"median of {rounds * 10} training steps per variant, interleaved, batch 128")
+    variants = {"default layout (NCHW)": False, "channels-last (the notebook's)": True}
+    timers = {name: StepTimer(recipe.DigitCNN(), layout) for name, layout in variants.items()}
+    for _ in range(rounds):  # interleaved, so that a busy moment of the machine hits every variant alike
+        for timer in timers.values():
+            timer.step(count=10)
+    default, channels_last = (timer.milliseconds() for timer in timers.values())
+    print(f"  {'default layout (NCHW)':<34}{default:7.2f} ms/step")
+    print(f"  {'channels-last (the notebook)':<34}{channels_last:7.2f} ms/step   {default / channels_last:.2f}x faster")
+
+    loader, tensor = data_feeding_seconds()
+    print("feeding one epoch of 60,000 images in batches of 128 (no training):")
+    print(f"  DataLoader + ToTensor + Normalize per image {loader:6.2f} s")
+    print(f"  slicing a normalised tensor in memory       {tensor:6.2f} s   {loader / tensor:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""Benchmark: the notebook's recipe against the classic PyTorch MNIST example, trained on one machine.
+
+For each recipe it reports training seconds per epoch, the training time to reach 99.0 % test accuracy,
+the final test accuracy and the peak memory, then the ratios. Each training run happens in a child
+process of its own, so that peak memory is measured per run.
+
+    python bench/benchmark.py            # full benchmark (about 15 minutes on a 2-core CPU)
+    python bench/benchmark.py --quick    # smoke run on a few thousand images (under a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET = 0.99  # the accuracy whose training time is compared
+
+
+# --- the classic PyTorch MNIST example, written from its description --------------------------
+
+def classic_net():
+    """Conv(1->32) ReLU Conv(32->64) ReLU MaxPool Dropout(0.25) Linear(9216->128) ReLU Dropout(0.5) Linear(128->10)."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class ClassicNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = nn.Dropout(0.25)
+            self.dropout2 = nn.Dropout(0.5)
+            self.fc1 = nn.Linear(9216, 128)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = F.relu(self.conv2(F.relu(self.conv1(x))))
+            x = self.dropout1(F.max_pool2d(x, 2)).flatten(1)
+            x = self.dropout2(F.relu(self.fc1(x)))
+            return F.log_softmax(self.fc2(x), dim=1)
+
+    return ClassicNet()
+
+
+def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None) -> dict:
+    """Adadelta(lr 1.0) with StepLR(1, 0.7), batch 64 through a DataLoader of per-image transforms."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    torch.manual_seed(seed)
+    device = torch.device(device_name)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = datasets.MNIST(data_root, train=True, transform=transform)
+    test_set = datasets.MNIST(data_root, train=False, transform=transform)
+    if limit:
+        train_set, test_set = Subset(train_set, range(limit)), Subset(test_set, range(limit // 2))
+    loader_options = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+    train_loader = DataLoader(train_set, batch_size=64, shuffle=True, **loader_options)
+    test_loader = DataLoader(test_set, batch_size=1000, **loader_options)
+
+    model = classic_net().to(device)
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    seconds, accuracies = [], []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for images, labels in train_loader:
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad()
+            F.nll_loss(model(images), labels).backward()
+            optimizer.step()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+        scheduler.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for images, labels in test_loader:
+                correct += (model(images.to(device)).argmax(1) == labels.to(device)).sum().item()
+        accuracies.append(correct / len(test_set))
+    return {"epoch_seconds": seconds, "test_accuracy": accuracies}
+
+
+# --- the notebook's recipe, executed from the notebook's own cells -----------------------------
+
+def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None) -> dict:
+    """The notebook's data preparation, model and fit(), with the test set evaluated after every epoch."""
+    import torch
+    from torchvision import datasets
+
+    from notebook_recipe import load_recipe
+
+    recipe = load_recipe()
+    device = torch.device(device_name)
+    train_set = datasets.MNIST(data_root, train=True)
+    test_set = datasets.MNIST(data_root, train=False)
+    order = torch.randperm(len(train_set.data), generator=torch.Generator().manual_seed(seed))
+    train_index = order[:55_000]
+    pixels = train_set.data[train_index].float() / 255
+    mean, std = pixels.mean().item(), pixels.std().item()
+    test_images, test_labels = test_set.data, test_set.targets
+    if limit:
+        train_index, test_images, test_labels = train_index[:limit], test_images[: limit // 2], test_labels[: limit // 2]
+    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device), train_set.targets[train_index].to(device))
+    test_data = (recipe.to_model_input(test_images, mean, std, device), test_labels.to(device))
+
+    parameters = notebook_parameters()
+    torch.manual_seed(seed)
+    model = recipe.DigitCNN().to(device)
+    torch.manual_seed(seed)  # as the notebook does right before training
+    history = recipe.fit(model, train_data, test_data, epochs, parameters["LEARNING_RATE"], parameters["BATCH_SIZE"],
+                         name=f"{epochs} epochs", show_progress=False)
+    synchronize(device)
+    return {"epoch_seconds": history["seconds"], "test_accuracy": history["val_accuracy"]}
+
+
+def notebook_parameters() -> dict:
+    """The values set in the notebook's parameters cell (EPOCHS, LEARNING_RATE, BATCH_SIZE, ...)."""
+    cells = json.loads((ROOT / "HandWrittenDigitsRecognition.ipynb").read_text(encoding="utf-8"))["cells"]
+    parameters = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    namespace: dict = {"os": os}
+    exec("".join(parameters["source"]), namespace)
+    return namespace
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device_name: str) -> float:
+    """Peak resident memory of this process (CPU) or peak allocated GPU memory (CUDA), in MB."""
+    import torch
+
+    if device_name.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 1e6
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
+
+
+# --- orchestration ----------------------------------------------------------------------------
+
+def child_main(args: argparse.Namespace) -> None:
+    """Run one training in this process and print its result as JSON on the last line."""
+    runner = {"classic": run_classic, "notebook": run_notebook}[args.child]
+    result = runner(args.epochs, args.seed, args.data_root, args.device, args.limit)
+    result["peak_memory_mb"] = peak_memory_mb(args.device)
+    print(json.dumps(result))
+
+
+def spawn(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", recipe, "--epochs", str(epochs),
+               "--seed", str(seed), "--data-root", args.data_root, "--device", args.device]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{recipe} run failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(recipe=recipe, epochs=epochs, seed=seed)
+    print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(result['epoch_seconds']):7.1f} s training, "
+          f"test accuracy by epoch {' '.join(f'{a:.2%}' for a in result['test_accuracy'])}", flush=True)
+    return result
+
+
+def time_to_target(seconds: list[float], accuracies: list[float]) -> float | None:
+    """Training time until the first epoch-end evaluation at or above TARGET."""
+    for epoch, accuracy in enumerate(accuracies):
+        if accuracy >= TARGET:
+            return sum(seconds[: epoch + 1])
+    return None
+
+
+def main(args: argparse.Namespace) -> dict:
+    from mnist_data import ensure_mnist
+
+    ensure_mnist(args.data_root)
+    seeds = list(range(args.seeds))
+    print(f"classic PyTorch example: {args.classic_epochs} epochs, seed 1", flush=True)
+    classic = spawn("classic", args.classic_epochs, 1, args)
+
+    print(f"notebook recipe: {args.epochs} epochs, seeds {seeds}", flush=True)
+    full_runs = [spawn("notebook", args.epochs, seed, args) for seed in seeds]
+    print(f"notebook recipe: shortest run reaching {TARGET:.0%}, seeds {seeds}", flush=True)
+    fastest = []
+    for seed in seeds:
+        for epochs in range(1, args.epochs + 1):
+            run = spawn("notebook", epochs, seed, args)
+            if run["test_accuracy"][-1] >= TARGET:
+                fastest.append(run)
+                break
+        else:
+            fastest.append(None)
+
+    final = [run["test_accuracy"][-1] for run in full_runs]
+    ours_times = [sum(run["epoch_seconds"]) if run else None for run in fastest]
+    reached = [t for t in ours_times if t is not None]
+    classic_time = time_to_target(classic["epoch_seconds"], classic["test_accuracy"])
+    summary = {
+        "machine": machine(args.device),
+        "target_accuracy": TARGET,
+        "classic": {
+            "epochs": args.classic_epochs,
+            "seconds_per_epoch": statistics.mean(classic["epoch_seconds"]),
+            "time_to_target_s": classic_time,
+            "final_test_accuracy": classic["test_accuracy"][-1],
+            "peak_memory_mb": classic["peak_memory_mb"],
+        },
+        "notebook": {
+            "epochs": args.epochs,
+            "seconds_per_epoch": statistics.mean(s for run in full_runs for s in run["epoch_seconds"]),
+            "time_to_target_s": statistics.mean(reached) if len(reached) == len(seeds) else None,
+            "time_to_target_s_worst": max(reached) if len(reached) == len(seeds) else None,
+            "epochs_to_target": [len(run["epoch_seconds"]) if run else None for run in fastest],
+            "final_test_accuracy_mean": statistics.mean(final),
+            "final_test_accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0,
+            "final_test_accuracy_by_seed": final,
+            "peak_memory_mb": max(run["peak_memory_mb"] for run in full_runs),
+        },
+        "runs": [classic, *full_runs, *[run for run in fastest if run]],
+    }
+    ours, theirs = summary["notebook"], summary["classic"]
+    summary["speedup_time_to_target"] = (theirs["time_to_target_s"] / ours["time_to_target_s"]
+                                         if theirs["time_to_target_s"] and ours["time_to_target_s"] else None)
+    summary["speedup_time_to_target_worst_seed"] = (theirs["time_to_target_s"] / ours["time_to_target_s_worst"]
+                                                    if theirs["time_to_target_s"] and ours["time_to_target_s_worst"] else None)
+    summary["speedup_per_epoch"] = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
+    report(summary)
+    write_outputs(summary, Path(args.output_dir), classic, full_runs[0])
+    return summary
+
+
+def machine(device_name: str) -> str:
+    import torch
+
+    if device_name.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(device_name)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def report(summary: dict) -> None:
+    def seconds(value):
+        return f"{value:8.1f} s" if value is not None else "  not reached"
+
+    ours, theirs = summary["notebook"], summary["classic"]
+    print(f"\nmachine: {summary['machine']}")
+    print(f"{'recipe':<18}{'s/epoch':>9}{'time to 99 %':>14}{'final test accuracy':>26}{'peak memory':>14}")
+    print(f"{'classic example':<18}{theirs['seconds_per_epoch']:>9.1f}{seconds(theirs['time_to_target_s']):>14}"
+          f"{theirs['final_test_accuracy']:>20.2%} ({theirs['epochs']} ep){theirs['peak_memory_mb']:>9.0f} MB")
+    spread = f"{ours['final_test_accuracy_mean']:.2%} ± {ours['final_test_accuracy_stdev']:.2%}"
+    print(f"{'notebook recipe':<18}{ours['seconds_per_epoch']:>9.1f}{seconds(ours['time_to_target_s']):>14}"
+          f"{spread:>20} ({ours['epochs']} ep){ours['peak_memory_mb']:>9.0f} MB")
+    print(f"notebook recipe final accuracy by seed: {', '.join(f'{a:.2%}' for a in ours['final_test_accuracy_by_seed'])}; "
+          f"epochs to 99 % by seed: {ours['epochs_to_target']}")
+    if summary["speedup_time_to_target"]:
+        print(f"time to 99 %: notebook recipe {summary['speedup_time_to_target']:.1f}x faster "
+              f"(worst seed {summary['speedup_time_to_target_worst_seed']:.1f}x); "
+              f"per epoch {summary['speedup_per_epoch']:.1f}x faster")
+    else:
+        print(f"time to 99 %: not reached by both recipes; per epoch {summary['speedup_per_epoch']:.1f}x faster")
+
+
+def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "benchmark.json").write_text(json.dumps(summary, indent=2))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for run, label in ((classic, "classic PyTorch example"), (ours, "notebook recipe (seed 0)")):
+        elapsed = [sum(run["epoch_seconds"][: i + 1]) for i in range(len(run["epoch_seconds"]))]
+        ax.plot(elapsed, [100 * a for a in run["test_accuracy"]], "o-", label=label)
+    ax.axhline(100 * TARGET, color="gray", linestyle="--", linewidth=1, label="99 %")
+    ax.set(xscale="log", xlabel="training time (s, log scale)", ylabel="test accuracy (%)",
+           title=f"Test accuracy after each epoch\n{summary['machine']}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output_dir / "benchmark.png", dpi=90)
+    print(f"wrote {output_dir / 'benchmark.json'} and {output_dir / 'benchmark.png'}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of the notebook recipe (default: the notebook's EPOCHS)")
+    parser.add_argument("--classic-epochs", type=int, default=14)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the notebook recipe")
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--output-dir", default="outputs")
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["classic", "notebook"], help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.limit, args.epochs, args.classic_epochs, args.seeds = 2_000, 1, 1, 1
+    if args.epochs is None:
+        args.epochs = notebook_parameters()["EPOCHS"]
+    return args
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.child:
+        child_main(arguments)
+    else:
+        main(arguments)
