@@ -223,6 +223,7 @@ def ensure_mnist(root: str | os.PathLike = "data",
                 log(f"{name}: {reason}; rebuilding it")
     else:
         problems = dict.fromkeys(MNIST_FILES, "missing")
+    created = [p for p in (scratch_parent, *scratch_parent.parents) if not p.exists()]  # deepest first
     _check_writable(scratch_parent)
     _remove_stale_partials(scratch_parent)
 
@@ -244,6 +245,11 @@ def ensure_mnist(root: str | os.PathLike = "data",
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    for empty in created:  # leave the data root as it was found
+        try:
+            empty.rmdir()
+        except OSError:
+            break
     raise MnistUnavailableError(
         "Could not get verified MNIST files. Sources tried:\n" + "\n".join(failures)
         + "\n" + manual_instructions(folder)
