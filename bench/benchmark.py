@@ -4,7 +4,7 @@ For each recipe it reports training seconds per epoch, the training time to reac
 the final test accuracy and the peak memory, then the ratios. Each training run happens in a child
 process of its own, so that peak memory is measured per run.
 
-    python bench/benchmark.py            # full benchmark (about 15 minutes on a 2-core CPU)
+    python bench/benchmark.py            # full benchmark (17 minutes on a 2-core CPU)
     python bench/benchmark.py --quick    # smoke run on a few thousand images (under a minute)
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import statistics
@@ -103,7 +102,7 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
     import torch
     from torchvision import datasets
 
-    from notebook_recipe import load_recipe
+    from notebook_recipe import load_recipe, notebook_parameters
 
     recipe = load_recipe()
     device = torch.device(device_name)
@@ -127,15 +126,6 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
                          name=f"{epochs} epochs", show_progress=False)
     synchronize(device)
     return {"epoch_seconds": history["seconds"], "test_accuracy": history["val_accuracy"]}
-
-
-def notebook_parameters() -> dict:
-    """The values set in the notebook's parameters cell (EPOCHS, LEARNING_RATE, BATCH_SIZE, ...)."""
-    cells = json.loads((ROOT / "HandWrittenDigitsRecognition.ipynb").read_text(encoding="utf-8"))["cells"]
-    parameters = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    namespace: dict = {"os": os}
-    exec("".join(parameters["source"]), namespace)
-    return namespace
 
 
 def synchronize(device) -> None:
@@ -236,14 +226,17 @@ def main(args: argparse.Namespace) -> dict:
         "runs": [classic, *full_runs, *[run for run in fastest if run]],
     }
     ours, theirs = summary["notebook"], summary["classic"]
-    summary["speedup_time_to_target"] = (theirs["time_to_target_s"] / ours["time_to_target_s"]
-                                         if theirs["time_to_target_s"] and ours["time_to_target_s"] else None)
-    summary["speedup_time_to_target_worst_seed"] = (theirs["time_to_target_s"] / ours["time_to_target_s_worst"]
-                                                    if theirs["time_to_target_s"] and ours["time_to_target_s_worst"] else None)
-    summary["speedup_per_epoch"] = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
+    summary["speedup_time_to_target"] = ratio(theirs["time_to_target_s"], ours["time_to_target_s"])
+    summary["speedup_time_to_target_worst_seed"] = ratio(theirs["time_to_target_s"], ours["time_to_target_s_worst"])
+    summary["speedup_per_epoch"] = ratio(theirs["seconds_per_epoch"], ours["seconds_per_epoch"])
     report(summary)
     write_outputs(summary, Path(args.output_dir), classic, full_runs[0])
     return summary
+
+
+def ratio(slower: float | None, faster: float | None) -> float | None:
+    """How many times faster, or None where either time is missing (target not reached)."""
+    return slower / faster if slower and faster else None
 
 
 def machine(device_name: str) -> str:
@@ -315,6 +308,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.limit, args.epochs, args.classic_epochs, args.seeds = 2_000, 1, 1, 1
     if args.epochs is None:
+        from notebook_recipe import notebook_parameters
+
         args.epochs = notebook_parameters()["EPOCHS"]
     return args
 
