@@ -32,9 +32,11 @@ bench: $(VENV)/.installed
 ablation: $(VENV)/.installed
 	$(BIN)/python bench/ablation.py
 
-# Re-render the architecture graph committed in assets/ (needs Graphviz's dot).
+# Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot) and the example
+# images of the notebook's "own handwriting" section.
 assets: $(VENV)/.installed graphviz
 	$(BIN)/python scripts/render_architecture.py
+	$(BIN)/python scripts/make_examples.py
 
 # The virtual environment, rebuilt when requirements.txt changes.
 $(VENV)/.installed: requirements.txt
