@@ -1,0 +1,310 @@
+"""Tests of the notebook's "own handwriting" code: MNIST-style preprocessing and the drawing pad."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from notebook_recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+recipe = load_recipe()
+
+
+@pytest.fixture(scope="module")
+def mnist_digits():
+    """A few real test digits (uint8, 28 x 28) with their labels."""
+    from torchvision import datasets
+
+    from mnist_data import ensure_mnist
+
+    ensure_mnist(ROOT / "data", log=lambda _: None)
+    test = datasets.MNIST(str(ROOT / "data"), train=False)
+    return test.data[:100].numpy(), test.targets[:100].numpy()
+
+
+def on_large_canvas(digit: np.ndarray, scale: float, top: int, left: int, size=(200, 240)) -> np.ndarray:
+    """The digit enlarged, inverted (dark ink on white) and placed off-centre on a large canvas."""
+    big = np.asarray(Image.fromarray(digit).resize((round(28 * scale), round(28 * scale)), Image.BICUBIC))
+    canvas = np.full(size, 255, dtype=np.uint8)
+    canvas[top:top + big.shape[0], left:left + big.shape[1]] = 255 - big
+    return canvas
+
+
+def centre_of_mass(field: np.ndarray) -> tuple[float, float]:
+    rows, columns = np.indices(field.shape)
+    return (rows * field).sum() / field.sum(), (columns * field).sum() / field.sum()
+
+
+def ink_box(field: np.ndarray) -> np.ndarray:
+    """Top, bottom, left and right of the pixels brighter than 0.3."""
+    rows, columns = np.nonzero(field > 0.3)
+    return np.array([rows.min(), rows.max(), columns.min(), columns.max()])
+
+
+@pytest.mark.parametrize("scale, top, left", [(1.5, 0, 0), (2.1, 5, 3), (3.3, 17, 101), (5.0, 50, 90)])
+def test_shifted_scaled_inverted_digit_comes_back_close_to_the_original(mnist_digits, scale, top, left):
+    digits, _ = mnist_digits
+    differences = []
+    for digit in digits:
+        restored = recipe.mnist_style(on_large_canvas(digit, scale, top, left, size=(300, 300)))
+        original = digit / 255
+        assert restored.shape == (28, 28) and restored.dtype == np.float32
+        assert np.abs(ink_box(restored) - ink_box(original)).max() <= 1  # every edge within one pixel
+        differences.append(np.abs(restored - original).mean())
+    assert np.mean(differences) < 0.045 and max(differences) < 0.1
+
+
+def test_centre_of_mass_lands_on_pixel_fourteen_as_in_mnist(mnist_digits):
+    digits, _ = mnist_digits
+    for digit in digits:
+        row, column = centre_of_mass(recipe.mnist_style(on_large_canvas(digit, scale=2.1, top=5, left=3)))
+        assert abs(row - 14) <= 0.5 and abs(column - 14) <= 0.5
+
+
+def test_an_mnist_digit_is_almost_unchanged(mnist_digits):
+    """MNIST digits already had this treatment: applying it again changes little (faint tails may be trimmed)."""
+    digits, _ = mnist_digits
+    moved_edges, differences = [], []
+    for digit in digits:
+        treated = recipe.mnist_style(digit)
+        moved_edges.append(np.abs(ink_box(treated) - ink_box(digit / 255)).max())
+        differences.append(np.abs(treated - digit / 255).mean())
+    assert max(moved_edges) <= 2 and np.mean(np.array(moved_edges) <= 1) >= 0.95
+    assert np.mean(differences) < 0.04
+
+
+def test_longer_side_is_scaled_to_twenty_pixels():
+    bar = np.zeros((300, 90), dtype=np.uint8)
+    bar[20:280, 30:60] = 255  # a tall white bar on black
+    field = recipe.mnist_style(bar)
+    rows, columns = np.nonzero(field > 0.5)
+    assert rows.max() - rows.min() + 1 in (19, 20, 21)
+    assert columns.max() - columns.min() + 1 < 6
+
+
+def test_rgba_drawing_on_transparent_background_works(mnist_digits):
+    digits, _ = mnist_digits
+    ink = on_large_canvas(digits[0], 2.0, 30, 30)
+    rgba = np.zeros(ink.shape + (4,), dtype=np.uint8)  # black ink whose opacity is the stroke, paper transparent
+    rgba[..., 3] = 255 - ink
+    from_rgba = recipe.mnist_style(Image.fromarray(rgba, mode="RGBA"))
+    assert np.abs(from_rgba - recipe.mnist_style(ink)).max() < 0.02
+
+
+def test_rgb_array_and_file_path_give_the_same_result(mnist_digits, tmp_path):
+    digits, _ = mnist_digits
+    grey = on_large_canvas(digits[1], 2.5, 10, 50)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    path = tmp_path / "digit.png"
+    Image.fromarray(rgb).save(path)
+    expected = recipe.mnist_style(grey)
+    assert np.allclose(recipe.mnist_style(rgb), expected, atol=1e-6)
+    assert np.allclose(recipe.mnist_style(path), expected, atol=1e-6)
+    assert np.allclose(recipe.mnist_style(str(path)), expected, atol=1e-6)
+
+
+def test_sixteen_bit_image_matches_eight_bit(mnist_digits, tmp_path):
+    digits, _ = mnist_digits
+    grey = on_large_canvas(digits[2], 2.0, 40, 40)
+    sixteen = grey.astype(np.uint16) * 257
+    assert np.allclose(recipe.mnist_style(sixteen), recipe.mnist_style(grey), atol=1e-6)
+    path = tmp_path / "digit16.png"
+    Image.fromarray(sixteen).save(path)
+    assert np.allclose(recipe.mnist_style(path), recipe.mnist_style(grey), atol=1e-6)
+    as_32_bit = Image.fromarray(sixteen.astype(np.int32))  # mode "I", as some readers deliver 16-bit files
+    assert as_32_bit.mode == "I"
+    assert np.allclose(recipe.mnist_style(as_32_bit), recipe.mnist_style(grey), atol=1e-6)
+    with pytest.raises(ValueError, match="expected 8- or 16-bit pixels"):
+        recipe.mnist_style(Image.fromarray(sixteen.astype(np.int32) * 4))
+
+
+def test_noisy_background_does_not_move_the_crop(mnist_digits):
+    digits, _ = mnist_digits
+    clean = on_large_canvas(digits[3], 2.5, 60, 90)
+    noise = np.random.default_rng(0).normal(0, 8, clean.shape)
+    noisy = np.clip(clean * 0.85 + noise, 0, 255).astype(np.uint8)  # greyer paper, sensor noise
+    assert np.abs(recipe.mnist_style(noisy) - recipe.mnist_style(clean)).mean() < 0.03
+
+
+def test_disguised_test_digits_are_read_correctly_after_treatment(mnist_digits):
+    """The notebook's dress-up as a photo, undone by mnist_style: the digit stays recognisably the same."""
+    digits, _ = mnist_digits
+    rng = np.random.default_rng(1)
+    for digit in digits[:10]:
+        restored = recipe.mnist_style(recipe.disguise_as_photo(digit, rng))
+        assert np.corrcoef(restored.ravel(), (digit / 255).ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((0, 10), dtype=np.uint8), "the image is empty"),
+    (np.full((50, 50), 200, dtype=np.uint8), "no ink found"),
+    (np.full((50, 50, 3), 17, dtype=np.uint8), "no ink found"),
+    (np.zeros((4, 28, 28), dtype=np.uint8), r"expected an image of shape \(H, W\), \(H, W, 3\) or \(H, W, 4\)"),
+    (np.zeros((28, 28, 2), dtype=np.uint8), r"expected an image of shape"),
+    (np.zeros((28, 28), dtype=np.int64), "expected pixels of type uint8, uint16, float or bool"),
+    (np.full((28, 28), 3.5), "a float image must hold finite values from 0 to 1"),
+    (np.full((28, 28), np.nan), "a float image must hold finite values from 0 to 1"),
+])
+def test_bad_arrays_are_refused_with_what_was_expected(bad, message):
+    with pytest.raises(ValueError, match=message):
+        recipe.mnist_style(bad)
+
+
+def test_a_single_speck_is_not_a_digit():
+    speck = np.zeros((60, 60), dtype=np.uint8)
+    speck[30, 30] = 255
+    with pytest.raises(ValueError, match="no ink found: only isolated specks"):
+        recipe.mnist_style(speck)
+
+
+def test_a_one_channel_tensor_is_refused_with_a_hint():
+    with pytest.raises(ValueError, match=r"pass image\[0\]"):
+        recipe.mnist_style(np.zeros((1, 28, 28), dtype=np.uint8))
+
+
+def test_mnist_digit_as_tensor_bool_and_float_arrays_all_work(mnist_digits):
+    digits, _ = mnist_digits
+    digit = digits[4]
+    expected = recipe.mnist_style(digit)
+    assert np.allclose(recipe.mnist_style(torch.from_numpy(digit)), expected)
+    assert np.allclose(recipe.mnist_style(digit / 255), expected, atol=1e-6)
+    assert recipe.mnist_style(digit > 127).shape == (28, 28)
+
+
+def test_phone_photo_is_turned_upright_from_its_exif_orientation(tmp_path):
+    upright = np.full((80, 60), 255, dtype=np.uint8)
+    upright[10:70, 28:34] = 0  # a tall dark bar: a 1
+    sideways = Image.fromarray(np.rot90(upright).copy())  # as the sensor stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    sideways.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    grey = recipe.to_grayscale(tmp_path / "photo.jpg")
+    assert grey.shape == (80, 60)  # upright: taller than wide
+    assert np.abs(recipe.mnist_style(tmp_path / "photo.jpg") - recipe.mnist_style(upright)).mean() < 0.02
+
+
+def test_palette_and_black_and_white_files_are_read(tmp_path, mnist_digits):
+    digits, _ = mnist_digits
+    grey = on_large_canvas(digits[5], 2.0, 20, 20)
+    Image.fromarray(grey).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(grey).convert("1", dither=Image.Dither.NONE).save(tmp_path / "bw.png")
+    expected = recipe.mnist_style(grey)
+    assert np.abs(recipe.mnist_style(tmp_path / "palette.png") - expected).max() < 0.05
+    assert np.corrcoef(recipe.mnist_style(tmp_path / "bw.png").ravel(), expected.ravel())[0, 1] > 0.9
+
+
+def test_unreadable_file_and_wrong_type_are_refused(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    with pytest.raises(ValueError, match="is not an image file"):
+        recipe.mnist_style(text)
+    with pytest.raises(FileNotFoundError):
+        recipe.mnist_style(tmp_path / "missing.png")
+    with pytest.raises(TypeError, match="expected a file path, a PIL image, a NumPy array or a tensor, not list"):
+        recipe.mnist_style([[0, 1], [1, 0]])
+
+
+def test_predict_digit_feeds_the_treated_normalised_image_to_the_model():
+    class Recorder(torch.nn.Module):
+        def forward(self, images):
+            self.seen = images.clone()
+            return torch.arange(10, dtype=torch.float32).repeat(len(images), 1)  # always most sure of 9
+
+    image = np.full((100, 120), 255, dtype=np.uint8)
+    image[60:90, 10:30] = 0  # a dark bar in the lower left of white paper
+    model = Recorder()
+    digit, probabilities = recipe.predict_digit(model, image, 0.1307, 0.3081, torch.device("cpu"))
+    expected = (torch.from_numpy(recipe.mnist_style(image)) - 0.1307) / 0.3081
+    assert model.seen.shape == (1, 1, 28, 28)
+    assert torch.allclose(model.seen[0, 0], expected)
+    assert digit == 9 and probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-5
+    assert np.allclose(probabilities, torch.softmax(torch.arange(10.0), 0).numpy())
+
+
+def test_drawing_pad_turns_strokes_into_a_prediction_call():
+    calls = []
+    pad = recipe.DrawingPad(on_stroke_end=lambda image: calls.append(np.asarray(image).copy()), size=280, line_width=20)
+    pad.mouse_move(10, 10)  # moving without pressing draws nothing
+    pad.mouse_up(10, 10)
+    assert calls == []
+    pad.mouse_down(140, 40)  # a vertical stroke: a "1"
+    for y in range(50, 250, 10):
+        pad.mouse_move(140, y)
+    pad.mouse_up(140, 250)
+    assert len(calls) == 1
+    drawn = calls[0]
+    assert drawn.shape == (280, 280) and drawn[150, 140] == 255 and drawn[150, 40] == 0
+    rows, columns = np.nonzero(drawn)
+    assert rows.min() <= 40 - 9 and rows.max() >= 250 + 9  # round pen ends
+    pad.mouse_down(60, 60)
+    pad.mouse_up(60, 60)  # a dot is a stroke too
+    assert len(calls) == 2
+    pad.clear()
+    assert not np.asarray(pad.image).any()
+
+
+def test_drawing_pad_mirrors_strokes_on_the_canvas():
+    class FakeCanvas:
+        def __init__(self):
+            self.lines, self.filled = [], []
+
+        def fill_rect(self, *args):
+            self.filled.append(args)
+
+        def stroke_line(self, *args):
+            self.lines.append(args)
+
+    canvas = FakeCanvas()
+    pad = recipe.DrawingPad(on_stroke_end=lambda image: None, canvas=canvas)
+    assert canvas.filled == [(0, 0, 280, 280)]
+    pad.mouse_down(10, 20)
+    pad.mouse_move(30, 40)
+    pad.mouse_up(30, 40)
+    assert (10, 20, 30, 40) in canvas.lines
+
+
+def test_drawn_digit_is_recognised_by_the_trained_model(tmp_path):
+    """End to end with real weights when `make run` has saved them: a drawn 1 reads as 1."""
+    checkpoint = ROOT / "outputs" / "digit_cnn.pt"
+    if not checkpoint.is_file():
+        pytest.skip("no trained model in outputs/ (make run saves one)")
+    model = recipe.DigitCNN()
+    saved = recipe.load_checkpoint(checkpoint, model, torch.device("cpu"))
+    predictions = []
+    pad = recipe.DrawingPad(lambda image: predictions.append(
+        recipe.predict_digit(model, image, saved["mean"], saved["std"], torch.device("cpu"))[0]))
+    pad.mouse_down(150, 30)
+    for y in range(40, 260, 10):
+        pad.mouse_move(145, y)
+    pad.mouse_up(140, 255)
+    assert predictions == [1]
+
+
+def test_committed_example_images_are_what_the_script_makes(tmp_path):
+    """assets/example_*.png come from scripts/make_examples.py, pixel for pixel."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", ROOT / "scripts" / "make_examples.py")
+    make_examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_examples)
+    make_examples.main(tmp_path)
+    made = sorted(path.name for path in tmp_path.iterdir())
+    assert made == sorted(path.name for path in (ROOT / "assets").glob("example_*.png"))
+    assert len(made) == 4
+    for name in made:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(ROOT / "assets" / name))), name
+
+
+def test_example_images_are_read_as_their_digit_by_a_trained_model():
+    """With the model `make run` saves, each example image is read as the digit its name gives."""
+    checkpoint = ROOT / "outputs" / "digit_cnn.pt"
+    if not checkpoint.is_file():
+        pytest.skip("no trained model in outputs/ (make run saves one)")
+    model = recipe.DigitCNN()
+    saved = recipe.load_checkpoint(checkpoint, model, torch.device("cpu"))
+    for path in sorted((ROOT / "assets").glob("example_*.png")):
+        digit, _ = recipe.predict_digit(model, path, saved["mean"], saved["std"], torch.device("cpu"))
+        assert digit == int(path.stem.split("_")[-1]), path.name
