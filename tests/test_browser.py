@@ -57,19 +57,16 @@ def wait_until_serving(url: str, server: subprocess.Popen, log: Path, seconds: f
 
 
 @pytest.fixture(scope="module")
-def jupyter_server(tmp_path_factory):
+def jupyter_server(tmp_path_factory, mnist_root):
     """One Jupyter server on localhost serving a copy of the notebook per front end, in quick mode."""
-    from mnist_data import ensure_mnist
-
-    ensure_mnist(ROOT / "data", log=lambda _: None)
     base = tmp_path_factory.mktemp("browser")
     for frontend in FRONTENDS:
         work = base / "work" / frontend  # the committed notebook is never touched
         work.mkdir(parents=True)
         for name in (NOTEBOOK, "mnist_data.py"):
             shutil.copy(ROOT / name, work / name)
-        for name in ("data", "assets"):
-            (work / name).symlink_to(ROOT / name)
+        (work / "data").symlink_to(mnist_root)
+        (work / "assets").symlink_to(ROOT / "assets")
     for name, values in SETTINGS.items():
         path = base / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)

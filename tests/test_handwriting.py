@@ -1,27 +1,22 @@
 """Tests of the notebook's "own handwriting" code: MNIST-style preprocessing and the drawing pad."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from notebook_recipe import load_recipe
+from notebook_recipe import NOTEBOOK, load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = NOTEBOOK.parent
 recipe = load_recipe()
 
 
 @pytest.fixture(scope="module")
-def mnist_digits():
+def mnist_digits(mnist_root):
     """A few real test digits (uint8, 28 x 28) with their labels."""
     from torchvision import datasets
 
-    from mnist_data import ensure_mnist
-
-    ensure_mnist(ROOT / "data", log=lambda _: None)
-    test = datasets.MNIST(str(ROOT / "data"), train=False)
+    test = datasets.MNIST(str(mnist_root), train=False)
     return test.data[:100].numpy(), test.targets[:100].numpy()
 
 
@@ -266,16 +261,21 @@ def test_drawing_pad_mirrors_strokes_on_the_canvas():
     assert (10, 20, 30, 40) in canvas.lines
 
 
-def test_drawn_digit_is_recognised_by_the_trained_model(tmp_path):
-    """End to end with real weights when `make run` has saved them: a drawn 1 reads as 1."""
+@pytest.fixture
+def read_digit():
+    """The digit that the model `make run` saved reads in an image; skipped where there is no such model."""
     checkpoint = ROOT / "outputs" / "digit_cnn.pt"
     if not checkpoint.is_file():
         pytest.skip("no trained model in outputs/ (make run saves one)")
-    model = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(checkpoint, model, torch.device("cpu"))
+    model, cpu = recipe.DigitCNN(), torch.device("cpu")
+    saved = recipe.load_checkpoint(checkpoint, model, cpu)
+    return lambda image: recipe.predict_digit(model, image, saved["mean"], saved["std"], cpu)[0]
+
+
+def test_drawn_digit_is_recognised_by_the_trained_model(read_digit):
+    """End to end with real weights when `make run` has saved them: a drawn 1 reads as 1."""
     predictions = []
-    pad = recipe.DrawingPad(lambda image: predictions.append(
-        recipe.predict_digit(model, image, saved["mean"], saved["std"], torch.device("cpu"))[0]))
+    pad = recipe.DrawingPad(lambda image: predictions.append(read_digit(image)))
     pad.mouse_down(150, 30)
     for y in range(40, 260, 10):
         pad.mouse_move(145, y)
@@ -298,16 +298,10 @@ def test_committed_example_images_are_what_the_script_makes(tmp_path):
         assert np.array_equal(np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(ROOT / "assets" / name))), name
 
 
-def test_example_images_are_read_as_their_digit_by_a_trained_model():
+def test_example_images_are_read_as_their_digit_by_a_trained_model(read_digit):
     """With the model `make run` saves, each example image is read as the digit its name gives."""
-    checkpoint = ROOT / "outputs" / "digit_cnn.pt"
-    if not checkpoint.is_file():
-        pytest.skip("no trained model in outputs/ (make run saves one)")
-    model = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(checkpoint, model, torch.device("cpu"))
     for path in sorted((ROOT / "assets").glob("example_*.png")):
-        digit, _ = recipe.predict_digit(model, path, saved["mean"], saved["std"], torch.device("cpu"))
-        assert digit == int(path.stem.split("_")[-1]), path.name
+        assert read_digit(path) == int(path.stem.split("_")[-1]), path.name
 
 
 @pytest.mark.parametrize("width", [1, 3, 6, 10])

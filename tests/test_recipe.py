@@ -126,13 +126,10 @@ def test_random_affine_keeps_shape_and_identity_at_zero():
     assert torch.allclose(recipe.random_affine(images, max_degrees=0, max_shift=0), images, atol=1e-5)
 
 
-def test_two_quick_runs_with_the_same_seed_are_identical_on_cpu():
+def test_two_quick_runs_with_the_same_seed_are_identical_on_cpu(mnist_root):
     from torchvision import datasets
 
-    from mnist_data import ensure_mnist
-
-    ensure_mnist("data", log=lambda _: None)
-    mnist = datasets.MNIST("data", train=True)
+    mnist = datasets.MNIST(str(mnist_root), train=True)
     images = recipe.to_model_input(mnist.data[:2_500], 0.1307, 0.3081, CPU)
     labels = mnist.targets[:2_500]
 
