@@ -97,15 +97,11 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
 
 # --- the notebook's recipe, executed from the notebook's own cells -----------------------------
 
-def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None) -> dict:
-    """The notebook's data preparation, model and fit(), with the test set evaluated after every epoch."""
+def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None):
+    """The notebook's split and normalisation: (train images, labels) and (test images, labels) on the device."""
     import torch
     from torchvision import datasets
 
-    from notebook_recipe import load_recipe, notebook_parameters
-
-    recipe = load_recipe()
-    device = torch.device(device_name)
     train_set = datasets.MNIST(data_root, train=True)
     test_set = datasets.MNIST(data_root, train=False)
     order = torch.randperm(len(train_set.data), generator=torch.Generator().manual_seed(seed))
@@ -114,10 +110,23 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
     mean, std = pixels.mean().item(), pixels.std().item()
     test_images, test_labels = test_set.data, test_set.targets
     if limit:
-        train_index, test_images, test_labels = train_index[:limit], test_images[: limit // 2], test_labels[: limit // 2]
-    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device), train_set.targets[train_index].to(device))
+        train_index = train_index[:limit]
+        test_images, test_labels = test_images[: limit // 2], test_labels[: limit // 2]
+    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device),
+                  train_set.targets[train_index].to(device))
     test_data = (recipe.to_model_input(test_images, mean, std, device), test_labels.to(device))
+    return train_data, test_data
 
+
+def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None) -> dict:
+    """The notebook's data preparation, model and fit(), with the test set evaluated after every epoch."""
+    import torch
+
+    from notebook_recipe import load_recipe, notebook_parameters
+
+    recipe = load_recipe()
+    device = torch.device(device_name)
+    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
     parameters = notebook_parameters()
     torch.manual_seed(seed)
     model = recipe.DigitCNN().to(device)
@@ -260,7 +269,8 @@ def report(summary: dict) -> None:
     spread = f"{ours['final_test_accuracy_mean']:.2%} ± {ours['final_test_accuracy_stdev']:.2%}"
     print(f"{'notebook recipe':<18}{ours['seconds_per_epoch']:>9.1f}{seconds(ours['time_to_target_s']):>14}"
           f"{spread:>20} ({ours['epochs']} ep){ours['peak_memory_mb']:>9.0f} MB")
-    print(f"notebook recipe final accuracy by seed: {', '.join(f'{a:.2%}' for a in ours['final_test_accuracy_by_seed'])}; "
+    by_seed = ", ".join(f"{a:.2%}" for a in ours["final_test_accuracy_by_seed"])
+    print(f"notebook recipe final accuracy by seed: {by_seed}; "
           f"epochs to 99 % by seed: {ours['epochs_to_target']}")
     if summary["speedup_time_to_target"]:
         print(f"time to 99 %: notebook recipe {summary['speedup_time_to_target']:.1f}x faster "
@@ -295,7 +305,8 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs of the notebook recipe (default: the notebook's EPOCHS)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of the notebook recipe (default: the notebook's EPOCHS)")
     parser.add_argument("--classic-epochs", type=int, default=14)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the notebook recipe")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")

@@ -1,0 +1,287 @@
+"""What each ingredient of the notebook's recipe buys in accuracy: remove or swap one at a time, measure.
+
+Every variant is the notebook's recipe (its own cells, run through notebook_recipe) with one change:
+no batch normalisation, no augmentation, no label smoothing, no weight decay, Adam or a constant
+learning rate instead of the one-cycle schedule, average pooling or stride-2 convolutions instead of
+max-pooling. Each is trained for 1 epoch and for --epochs epochs (each run with its schedule fitted to
+its length), for several seeds, interleaved so that a busy moment of the machine hits all variants
+alike; the test accuracy and the training time are written to outputs/ablation_accuracy.json and
+outputs/ablation_accuracy.png. The reference recipe is also trained for the notebook's default number
+of epochs with 5 seeds, for the spread of its final accuracy.
+
+    python bench/accuracy_ablation.py            # the full run (about 35 minutes on a 2-core CPU)
+    python bench/accuracy_ablation.py --quick    # smoke run: 2,000 images, 1 seed, 1 and 2 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from bench.benchmark import notebook_data, synchronize  # noqa: E402
+from notebook_recipe import load_recipe, notebook_parameters  # noqa: E402
+
+recipe = load_recipe()
+DEFAULTS = notebook_parameters()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The notebook's recipe with at most one ingredient removed or swapped."""
+
+    name: str
+    what: str
+    batch_norm: bool = True
+    pooling: str = "max"  # "max", "average" or "stride-2 convolution"
+    optimizer: str = "sgd"  # SGD with Nesterov momentum, or "adam"
+    schedule: str = "one-cycle"  # or "constant"
+    learning_rate: float = DEFAULTS["LEARNING_RATE"]
+    weight_decay: float = recipe.WEIGHT_DECAY
+    label_smoothing: float = recipe.LABEL_SMOOTHING
+    augment: bool = True
+
+
+def one_cycle_mean(peak: float, steps: int = 2_000) -> float:
+    """The average learning rate of the one-cycle schedule with this peak."""
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=peak)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return round(statistics.mean(rates), 4)
+
+
+PEAK = DEFAULTS["LEARNING_RATE"]
+CONSTANT_RATE = one_cycle_mean(PEAK)  # so that the constant-rate variant differs by the schedule's shape alone
+
+VARIANTS = [
+    Variant("recipe", "the notebook's recipe"),
+    Variant("no batch norm", "no batch normalisation (convolutions with biases)", batch_norm=False),
+    Variant("peak lr 0.6", "the recipe at four times the peak learning rate", learning_rate=0.6),
+    Variant("no batch norm, lr 0.6", "no batch normalisation at four times the peak learning rate",
+            batch_norm=False, learning_rate=0.6),
+    Variant("no augmentation", "no random rotation and shift", augment=False),
+    Variant("no label smoothing", "plain cross-entropy", label_smoothing=0.0),
+    Variant("no weight decay", "weight decay 0", weight_decay=0.0),
+    Variant("Adam, constant lr", "Adam, lr 0.001, no schedule, no weight decay (common defaults)",
+            optimizer="adam", schedule="constant", learning_rate=1e-3, weight_decay=0.0),
+    Variant("SGD, constant lr", f"SGD + Nesterov at a constant lr {CONSTANT_RATE} (the one-cycle schedule's mean)",
+            schedule="constant", learning_rate=CONSTANT_RATE),
+    Variant("average pooling", "2 x 2 average pooling instead of max-pooling", pooling="average"),
+    Variant("stride-2 convolutions", "3 x 3 convolutions with stride 2 instead of max-pooling",
+            pooling="stride-2 convolution"),
+]
+
+
+def build_model(variant: Variant) -> nn.Module:
+    """DigitCNN from the notebook, its three blocks changed as the variant says."""
+    model = recipe.DigitCNN()
+    for block in (model.conv1, model.conv2, model.conv3):
+        conv = block[0]
+        if not variant.batch_norm:
+            block[0] = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=True)
+            block[1] = nn.Identity()
+        if variant.pooling == "average":
+            block[3] = nn.AvgPool2d(2)
+        elif variant.pooling == "stride-2 convolution":
+            block[0] = nn.Conv2d(conv.in_channels, conv.out_channels, 3, stride=2, padding=1,
+                                 bias=not variant.batch_norm)
+            block[3] = nn.Identity()
+    if variant.pooling == "stride-2 convolution":  # 28 -> 14 -> 7 -> 4 instead of 28 -> 14 -> 7 -> 3
+        model.fc1 = nn.Linear(model.conv3[0].out_channels * 4 * 4, model.fc1.out_features)
+    return model
+
+
+def optimizer_and_schedule(variant: Variant, model: nn.Module, total_steps: int):
+    """The variant's optimiser and a learning-rate schedule stepped once per batch, as fit() does."""
+    if variant.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=variant.learning_rate, weight_decay=variant.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=variant.learning_rate, momentum=recipe.MOMENTUM,
+                                    nesterov=True, weight_decay=variant.weight_decay)
+    if variant.schedule == "one-cycle":
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=variant.learning_rate, total_steps=total_steps)
+    else:
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, schedule
+
+
+def train_variant(variant: Variant, epochs: int, seed: int, train_data, test_data, batch_size: int) -> dict:
+    """Train as the notebook's fit() does, with the variant's changes; test accuracy after every epoch."""
+    torch.manual_seed(seed)
+    model = build_model(variant).to(train_data[0].device, memory_format=torch.channels_last)
+    torch.manual_seed(seed)
+    optimizer, schedule = optimizer_and_schedule(variant, model, epochs * math.ceil(len(train_data[0]) / batch_size))
+    seconds, accuracies = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        recipe.train_one_epoch(model, *train_data, optimizer, schedule, batch_size, augment=variant.augment,
+                               label_smoothing=variant.label_smoothing)
+        synchronize(train_data[0].device)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(recipe.evaluate(model, *test_data)[1])
+    return {"variant": variant.name, "epochs": epochs, "seed": seed, "epoch_seconds": seconds,
+            "test_accuracy": accuracies}
+
+
+def print_run(run: dict) -> None:
+    print(f"  seed {run['seed']}  {run['epochs']:>2} epochs  {run['variant']:<22} "
+          f"test accuracy {run['test_accuracy'][-1]:7.2%}  {sum(run['epoch_seconds']):6.1f} s", flush=True)
+
+
+def summarise(runs: list[dict], variant: str, epochs: int) -> dict | None:
+    """Mean, spread and range of the final test accuracy, and the mean training time, over seeds."""
+    chosen = [run for run in runs if run["variant"] == variant and run["epochs"] == epochs]
+    if not chosen:
+        return None
+    final = [run["test_accuracy"][-1] for run in chosen]
+    return {"epochs": epochs, "seeds": [run["seed"] for run in chosen], "accuracy_by_seed": final,
+            "accuracy_mean": statistics.mean(final),
+            "accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0,
+            "accuracy_min": min(final), "accuracy_max": max(final),
+            "training_seconds_median": statistics.median(sum(run["epoch_seconds"]) for run in chosen)}
+
+
+def main(args: argparse.Namespace) -> dict:
+    from mnist_data import ensure_mnist
+
+    ensure_mnist(args.data_root)
+    device = torch.device(args.device)
+    batch_size, default_epochs = DEFAULTS["BATCH_SIZE"], DEFAULTS["EPOCHS"]
+    lengths = [1, args.epochs]
+    started = time.perf_counter()
+    print(f"{len(VARIANTS)} variants x seeds {list(range(args.seeds))} x {lengths} epochs on {machine(device)}",
+          flush=True)
+    runs = []
+    default_seeds = args.default_seeds if args.default_epochs_too else 0
+    for seed in range(max(args.seeds, default_seeds)):  # interleaved: all variants see the same moments of the machine
+        train_data, test_data = notebook_data(recipe, seed, args.data_root, device, args.limit)
+        for epochs in lengths if seed < args.seeds else []:
+            for variant in VARIANTS:
+                runs.append(train_variant(variant, epochs, seed, train_data, test_data, batch_size))
+                print_run(runs[-1])
+        if seed < default_seeds and default_epochs not in lengths:
+            runs.append(train_variant(VARIANTS[0], default_epochs, seed, train_data, test_data, batch_size))
+            print_run(runs[-1])
+
+    summary = {
+        "machine": machine(device), "command": " ".join(["python", "bench/accuracy_ablation.py", *sys.argv[1:]]),
+        "training_images": len(train_data[0]), "test_images": len(test_data[0]), "batch_size": batch_size,
+        "wall_seconds": time.perf_counter() - started,
+        "variants": [{**asdict(variant), "after_1_epoch": summarise(runs, variant.name, 1),
+                      f"after_{args.epochs}_epochs": summarise(runs, variant.name, args.epochs)}
+                     for variant in VARIANTS],
+        "recipe_default_epochs": summarise(runs, "recipe", default_epochs),
+        "runs": runs,
+    }
+    report(summary, args.epochs)
+    write_outputs(summary, args.epochs, Path(args.output_dir))
+    return summary
+
+
+def machine(device: torch.device) -> str:
+    import platform
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def report(summary: dict, epochs: int) -> None:
+    reference = summary["variants"][0][f"after_{epochs}_epochs"]["training_seconds_median"]
+    print(f"\n{summary['machine']}; test accuracy in %, mean ± standard deviation over seeds (min-max)")
+    print(f"{'variant':<24}{'after 1 epoch':>30}{f'after {epochs} epochs':>30}{f'time, {epochs} epochs':>22}")
+    for row in summary["variants"]:
+        cells = []
+        for key in ("after_1_epoch", f"after_{epochs}_epochs"):
+            s = row[key]
+            cells.append(f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_stdev']:.2f} "
+                         f"({100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f})")
+        seconds = row[f"after_{epochs}_epochs"]["training_seconds_median"]
+        print(f"{row['name']:<24}{cells[0]:>30}{cells[1]:>30}{seconds:>11.1f} s ({seconds / reference:.2f}x)")
+    full = summary["recipe_default_epochs"]
+    if full:
+        print(f"recipe, {full['epochs']} epochs: {full['accuracy_mean']:.2%} ± {full['accuracy_stdev']:.2%}, "
+              f"from {full['accuracy_min']:.2%} to {full['accuracy_max']:.2%} over seeds {full['seeds']} "
+              f"({', '.join(f'{a:.2%}' for a in full['accuracy_by_seed'])}); {full['training_seconds_median']:.1f} s")
+    print(f"wall time {summary['wall_seconds'] / 60:.1f} min")
+
+
+def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    rows = summary["variants"][::-1]  # the recipe on top
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
+    for offset, key, label, colour in ((0.18, "after_1_epoch", "1 epoch", "tab:orange"),
+                                       (-0.18, f"after_{epochs}_epochs", f"{epochs} epochs", "tab:blue")):
+        means = [100 * row[key]["accuracy_mean"] for row in rows]
+        spans = [[100 * (row[key]["accuracy_mean"] - row[key]["accuracy_min"]) for row in rows],
+                 [100 * (row[key]["accuracy_max"] - row[key]["accuracy_mean"]) for row in rows]]
+        ax.errorbar(means, [i + offset for i in range(len(rows))], xerr=spans, fmt="o", color=colour, capsize=3,
+                    label=label)
+    low = min(100 * row[key]["accuracy_min"] for row in rows for key in ("after_1_epoch", f"after_{epochs}_epochs"))
+    left = max(low - 0.1, 97.0)  # a run that diverged would squash the rest: it is written out instead
+    for index, row in enumerate(rows):
+        off_scale = [f"{row[key]['accuracy_mean']:.1%}" for key in ("after_1_epoch", f"after_{epochs}_epochs")
+                     if 100 * row[key]["accuracy_mean"] < left]
+        if off_scale:
+            ax.text(left + 0.05, index, f"off the scale: {' / '.join(off_scale)}", va="center", fontsize=8)
+    ax.set(yticks=range(len(rows)), yticklabels=[row["name"] for row in rows], xlim=(left, 100),
+           xlabel="test accuracy (%): mean, and min to max over seeds",
+           title=f"One ingredient removed or swapped at a time\n{summary['machine']}")
+    ax.axvline(100 * summary["variants"][0][f"after_{epochs}_epochs"]["accuracy_mean"], color="tab:blue", alpha=0.3)
+    ax.axvline(100 * summary["variants"][0]["after_1_epoch"]["accuracy_mean"], color="tab:orange", alpha=0.3)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    for name, write in (("ablation_accuracy.json", lambda p: p.write_text(json.dumps(summary, indent=2))),
+                        ("ablation_accuracy.png", lambda p: fig.savefig(p, dpi=90, format="png"))):
+        partial = output_dir / (name + ".partial")
+        write(partial)
+        partial.replace(output_dir / name)  # never a half-written result
+    print(f"wrote {output_dir / 'ablation_accuracy.json'} and {output_dir / 'ablation_accuracy.png'}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 seed, 1 and 2 epochs")
+    parser.add_argument("--epochs", type=int, default=5, help="the longer training of every variant (default 5)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--default-seeds", type=int, default=5,
+                        help="seeds of the recipe trained for the notebook's default number of epochs (default 5)")
+    parser.add_argument("--no-default-epochs", dest="default_epochs_too", action="store_false",
+                        help="skip training the recipe for the notebook's default number of epochs")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--output-dir", default="outputs")
+    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.limit, args.epochs, args.seeds, args.default_epochs_too = 2_000, 2, 1, False
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (1 epoch is always measured)")
+    return args
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,61 @@
+"""The accuracy ablation's variants: each changes exactly what it says, and the reference is the notebook's fit()."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from bench.accuracy_ablation import VARIANTS, build_model, one_cycle_mean, optimizer_and_schedule, train_variant
+from notebook_recipe import load_recipe
+
+recipe = load_recipe()
+
+
+def test_reference_variant_trains_exactly_as_the_notebook_fit(mnist_root):
+    from torchvision import datasets
+
+    mnist = datasets.MNIST(str(mnist_root), train=True)
+    images = recipe.to_model_input(mnist.data[:1_500], 0.1307, 0.3081, torch.device("cpu"))
+    train, test = (images[:1_000], mnist.targets[:1_000]), (images[1_000:], mnist.targets[1_000:1_500])
+
+    torch.manual_seed(3)
+    model = recipe.DigitCNN()
+    torch.manual_seed(3)
+    history = recipe.fit(model, train, test, epochs=2, learning_rate=VARIANTS[0].learning_rate, batch_size=128,
+                         show_progress=False)
+    run = train_variant(VARIANTS[0], epochs=2, seed=3, train_data=train, test_data=test, batch_size=128)
+    assert run["test_accuracy"] == history["val_accuracy"]
+
+
+def test_every_variant_but_the_reference_changes_something():
+    reference = VARIANTS[0]
+    for variant in VARIANTS[1:]:
+        settings = [field.name for field in dataclasses.fields(variant) if field.name not in ("name", "what")]
+        changed = [name for name in settings if getattr(variant, name) != getattr(reference, name)]
+        assert changed, variant.name
+        assert len(changed) <= 4, (variant.name, changed)  # Adam swaps optimiser, schedule, rate and decay together
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
+def test_variant_models_give_ten_logits_with_the_layers_they_name(variant):
+    model = build_model(variant)
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    kinds = {type(module).__name__ for module in model.modules()}
+    assert ("BatchNorm2d" in kinds) == variant.batch_norm
+    assert ("MaxPool2d" in kinds) == (variant.pooling == "max")
+    assert ("AvgPool2d" in kinds) == (variant.pooling == "average")
+    strides = {module.stride for module in model.modules() if isinstance(module, torch.nn.Conv2d)}
+    assert strides == ({(2, 2)} if variant.pooling == "stride-2 convolution" else {(1, 1)})
+
+
+def test_constant_rate_is_the_one_cycle_mean_and_stays_constant():
+    rates = []
+    variant = next(v for v in VARIANTS if v.name == "SGD, constant lr")
+    optimizer, schedule = optimizer_and_schedule(variant, torch.nn.Linear(2, 2), total_steps=50)
+    for _ in range(50):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert set(rates) == {variant.learning_rate}
+    assert variant.learning_rate == pytest.approx(one_cycle_mean(VARIANTS[0].learning_rate), abs=1e-4)
+    assert 0.3 * VARIANTS[0].learning_rate < variant.learning_rate < 0.7 * VARIANTS[0].learning_rate
