@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def from_torchvision(scratch: Path) -> None:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that can rebuild NumPy arrays and nothing else, so no other code can run."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[dict] = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         # NumPy's array rebuilder, under its NumPy 1 and NumPy 2 module names
@@ -111,7 +112,8 @@ def load_mnist_pickle(pickle_gz: bytes) -> tuple[np.ndarray, np.ndarray, np.ndar
     float32 byte/256 in rows of 784; train + valid are the 60,000 official training images in order.
     """
     with gzip.open(io.BytesIO(pickle_gz)) as handle:
-        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _NumpyOnlyUnpickler(handle, encoding="latin1").load()  # written by Python 2
+        unpickler = _NumpyOnlyUnpickler(handle, encoding="latin1")  # the pickle was written by Python 2
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = unpickler.load()
 
     def to_bytes(pixels: np.ndarray) -> np.ndarray:
         return np.rint(np.asarray(pixels, dtype=np.float64) * 256).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
@@ -185,8 +187,8 @@ def _remove_stale_partials(parent: Path) -> None:
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=PARTIAL_PREFIX)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=PARTIAL_PREFIX):
+            pass
     except OSError as error:
         raise MnistUnavailableError(
             f"cannot write MNIST files under {folder}: {error.strerror or error}. "

@@ -38,8 +38,8 @@ def main(folder: Path = ROOT / "assets") -> None:
     ensure_mnist(ROOT / "data", log=lambda _: None)
     test = datasets.MNIST(str(ROOT / "data"), train=False)
     rng = np.random.default_rng(2026)
-    images = {f"example_photo_{test.targets[i].item()}.png": Image.fromarray(recipe.disguise_as_photo(test.data[i].numpy(), rng))
-              for i in PHOTO_INDICES}
+    images = {f"example_photo_{test.targets[i].item()}.png":
+              Image.fromarray(recipe.disguise_as_photo(test.data[i].numpy(), rng)) for i in PHOTO_INDICES}
     images["example_drawing_7.png"] = pen_drawing_of_a_seven()
     folder.mkdir(exist_ok=True)
     for name, image in images.items():

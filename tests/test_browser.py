@@ -4,6 +4,7 @@ Headless Chromium (Debian's `chromium`, which `.ci/run` installs) driven by Play
 browser or Playwright is missing, except in CI (CI set), where that is a failure.
 """
 
+import base64
 import json
 import os
 import secrets
@@ -52,7 +53,7 @@ def wait_until_serving(url: str, server: subprocess.Popen, log: Path, seconds: f
             return
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Jupyter server did not start:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"the Jupyter server did not start:\n{log.read_text()[-3000:]}") from None
             time.sleep(0.5)
 
 
@@ -145,3 +146,54 @@ def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, frontend):
             browser.close()
     assert text.startswith("prediction: 1"), text  # a vertical stroke reads as a 1
     assert text.count("%") == 11, text  # the predicted digit's probability and ten bars
+
+
+def test_static_page_shows_every_figure_and_no_error(tmp_path):
+    """`make html`'s page of the committed notebook, opened from disk with the network cut off."""
+    require(CHROMIUM is not None, "Debian's chromium is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright package is not installed")
+    page_path = tmp_path / "page.html"
+    done = subprocess.run([sys.executable, "scripts/notebook_html.py", "--output", str(page_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    screenshot = ROOT / "outputs" / "static_page.png"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            fetched = []  # anything the page asks for beyond its own file: nothing is expected
+
+            def only_local_files(route) -> None:
+                if route.request.url.startswith("file:"):
+                    route.continue_()
+                else:
+                    fetched.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_local_files)
+            page.goto(page_path.as_uri(), wait_until="load")
+            images = page.eval_on_selector_all(
+                "img", "all => all.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            graph = page.locator("img[src^='data:image/svg+xml;base64,']").first  # the one SVG output
+            graph.scroll_into_view_if_needed()
+            graph_visible, graph_box = graph.is_visible(), graph.bounding_box()
+            graph_svg = base64.b64decode(graph.get_attribute("src").split(",", 1)[1]).decode()
+            stderr = page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+            text = page.inner_text("body")
+            screenshot.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert len(images) >= 14  # every figure of the notebook
+    assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
+    assert "ConvolutionBackward0" in graph_svg  # torchviz's graph of DigitCNN
+    assert graph_visible
+    assert graph_box["height"] > 300  # the architecture graph is drawn at full size
+    assert not [output for output in stderr if "Error" in output or "Traceback" in output]
+    assert "Traceback" not in text
+    assert "test accuracy: " in text
+    assert fetched == []

@@ -39,24 +39,27 @@ def ink_box(field: np.ndarray) -> np.ndarray:
     return np.array([rows.min(), rows.max(), columns.min(), columns.max()])
 
 
-@pytest.mark.parametrize("scale, top, left", [(1.5, 0, 0), (2.1, 5, 3), (3.3, 17, 101), (5.0, 50, 90)])
+@pytest.mark.parametrize(("scale", "top", "left"), [(1.5, 0, 0), (2.1, 5, 3), (3.3, 17, 101), (5.0, 50, 90)])
 def test_shifted_scaled_inverted_digit_comes_back_close_to_the_original(mnist_digits, scale, top, left):
     digits, _ = mnist_digits
     differences = []
     for digit in digits:
         restored = recipe.mnist_style(on_large_canvas(digit, scale, top, left, size=(300, 300)))
         original = digit / 255
-        assert restored.shape == (28, 28) and restored.dtype == np.float32
+        assert restored.shape == (28, 28)
+        assert restored.dtype == np.float32
         assert np.abs(ink_box(restored) - ink_box(original)).max() <= 1  # every edge within one pixel
         differences.append(np.abs(restored - original).mean())
-    assert np.mean(differences) < 0.045 and max(differences) < 0.1
+    assert np.mean(differences) < 0.045
+    assert max(differences) < 0.1
 
 
 def test_centre_of_mass_lands_on_pixel_fourteen_as_in_mnist(mnist_digits):
     digits, _ = mnist_digits
     for digit in digits:
         row, column = centre_of_mass(recipe.mnist_style(on_large_canvas(digit, scale=2.1, top=5, left=3)))
-        assert abs(row - 14) <= 0.5 and abs(column - 14) <= 0.5
+        assert abs(row - 14) <= 0.5
+        assert abs(column - 14) <= 0.5
 
 
 def test_an_mnist_digit_is_almost_unchanged(mnist_digits):
@@ -67,7 +70,8 @@ def test_an_mnist_digit_is_almost_unchanged(mnist_digits):
         treated = recipe.mnist_style(digit)
         moved_edges.append(np.abs(ink_box(treated) - ink_box(digit / 255)).max())
         differences.append(np.abs(treated - digit / 255).mean())
-    assert max(moved_edges) <= 2 and np.mean(np.array(moved_edges) <= 1) >= 0.95
+    assert max(moved_edges) <= 2
+    assert np.mean(np.array(moved_edges) <= 1) >= 0.95
     assert np.mean(differences) < 0.04
 
 
@@ -83,7 +87,7 @@ def test_longer_side_is_scaled_to_twenty_pixels():
 def test_rgba_drawing_on_transparent_background_works(mnist_digits):
     digits, _ = mnist_digits
     ink = on_large_canvas(digits[0], 2.0, 30, 30)
-    rgba = np.zeros(ink.shape + (4,), dtype=np.uint8)  # black ink whose opacity is the stroke, paper transparent
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)  # black ink whose opacity is the stroke, paper transparent
     rgba[..., 3] = 255 - ink
     from_rgba = recipe.mnist_style(Image.fromarray(rgba, mode="RGBA"))
     assert np.abs(from_rgba - recipe.mnist_style(ink)).max() < 0.02
@@ -133,7 +137,7 @@ def test_disguised_test_digits_are_read_correctly_after_treatment(mnist_digits):
         assert np.corrcoef(restored.ravel(), (digit / 255).ravel())[0, 1] > 0.8
 
 
-@pytest.mark.parametrize("bad, message", [
+@pytest.mark.parametrize(("bad", "message"), [
     (np.zeros((0, 10), dtype=np.uint8), "the image is empty"),
     (np.full((50, 50), 200, dtype=np.uint8), "no ink found"),
     (np.full((50, 50, 3), 17, dtype=np.uint8), "no ink found"),
@@ -202,6 +206,18 @@ def test_unreadable_file_and_wrong_type_are_refused(tmp_path):
         recipe.mnist_style([[0, 1], [1, 0]])
 
 
+@pytest.mark.parametrize(("suffix", "pil_format"), [(".png", "PNG"), (".jpg", "JPEG")])
+def test_image_file_cut_short_is_refused_as_undecodable(tmp_path, mnist_digits, suffix, pil_format):
+    path = tmp_path / f"cut{suffix}"
+    Image.fromarray(on_large_canvas(mnist_digits[0][0], 3.0, 10, 10)).save(path, format=pil_format)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    expected = rf"cut{suffix} is an image file that cannot be decoded .*cut short or damaged"
+    with pytest.raises(ValueError, match=expected):
+        recipe.mnist_style(path)
+    assert path.read_bytes() == whole[: len(whole) // 2]  # the refused file is left as it was
+
+
 def test_predict_digit_feeds_the_treated_normalised_image_to_the_model():
     class Recorder(torch.nn.Module):
         def forward(self, images):
@@ -215,7 +231,9 @@ def test_predict_digit_feeds_the_treated_normalised_image_to_the_model():
     expected = (torch.from_numpy(recipe.mnist_style(image)) - 0.1307) / 0.3081
     assert model.seen.shape == (1, 1, 28, 28)
     assert torch.allclose(model.seen[0, 0], expected)
-    assert digit == 9 and probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-5
+    assert digit == 9
+    assert probabilities.shape == (10,)
+    assert abs(probabilities.sum() - 1) < 1e-5
     assert np.allclose(probabilities, torch.softmax(torch.arange(10.0), 0).numpy())
 
 
@@ -231,9 +249,12 @@ def test_drawing_pad_turns_strokes_into_a_prediction_call():
     pad.mouse_up(140, 250)
     assert len(calls) == 1
     drawn = calls[0]
-    assert drawn.shape == (280, 280) and drawn[150, 140] == 255 and drawn[150, 40] == 0
-    rows, columns = np.nonzero(drawn)
-    assert rows.min() <= 40 - 9 and rows.max() >= 250 + 9  # round pen ends
+    assert drawn.shape == (280, 280)
+    assert drawn[150, 140] == 255
+    assert drawn[150, 40] == 0
+    rows, _columns = np.nonzero(drawn)
+    assert rows.min() <= 40 - 9
+    assert rows.max() >= 250 + 9
     pad.mouse_down(60, 60)
     pad.mouse_up(60, 60)  # a dot is a stroke too
     assert len(calls) == 2
@@ -295,7 +316,8 @@ def test_committed_example_images_are_what_the_script_makes(tmp_path):
     assert made == sorted(path.name for path in (ROOT / "assets").glob("example_*.png"))
     assert len(made) == 4
     for name in made:
-        assert np.array_equal(np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(ROOT / "assets" / name))), name
+        made, committed = np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(ROOT / "assets" / name))
+        assert np.array_equal(made, committed), name
 
 
 def test_example_images_are_read_as_their_digit_by_a_trained_model(read_digit):
@@ -325,7 +347,8 @@ def test_fine_pen_strokes_are_thickened_towards_mnist_width(mnist_digits):
             thickened += 1
             assert thick.sum() > plain.sum()  # more ink: wider strokes
             closer += np.abs(thick - digit / 255).mean() < np.abs(plain - digit / 255).mean()
-    assert thickened >= 60 and closer >= 0.95 * thickened  # measured: 71 of 100 thickened, all 71 closer
+    assert thickened >= 60
+    assert closer >= 0.95 * thickened
 
 
 def test_ordinary_strokes_are_not_thickened(mnist_digits):

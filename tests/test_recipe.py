@@ -2,8 +2,8 @@
 
 import json
 import os
-import re
 import pickle
+import re
 
 import pytest
 import torch
@@ -37,7 +37,8 @@ def test_checkpoint_reloads_with_identical_predictions(trained):
     fresh.eval()
     with torch.inference_mode():
         assert torch.equal(model(images), fresh(images))
-    assert checkpoint["mean"] == 0.13 and checkpoint["std"] == 0.31
+    assert checkpoint["mean"] == 0.13
+    assert checkpoint["std"] == 0.31
     assert checkpoint["classes"] == [str(d) for d in range(10)]
 
 
@@ -52,13 +53,14 @@ def test_checkpoint_loading_is_weights_only(trained, monkeypatch):
 
     monkeypatch.setattr(torch, "load", spy)
     recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
-    assert seen.get("weights_only") is True and seen.get("map_location") == CPU
+    assert seen.get("weights_only") is True
+    assert seen.get("map_location") == CPU
 
 
 def test_other_architecture_is_refused_naming_the_layers(tmp_path):
     path = tmp_path / "wide.pt"
     recipe.save_checkpoint(recipe.DigitCNN(widths=(32, 64, 128)), path, 0.13, 0.31)
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="different architecture") as caught:
         recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
     message = str(caught.value)
     assert "different architecture" in message
@@ -69,7 +71,8 @@ def test_other_architecture_is_refused_naming_the_layers(tmp_path):
 def test_fully_connected_checkpoint_is_refused_with_missing_and_extra_layers(tmp_path):
     path = tmp_path / "mlp.pt"
     recipe.save_checkpoint(recipe.FullyConnectedNet(), path, 0.13, 0.31)
-    with pytest.raises(ValueError, match=r"conv1\.0\.weight: missing from the file[\s\S]*layers\.1\.weight: not in DigitCNN"):
+    expected = r"conv1\.0\.weight: missing from the file[\s\S]*layers\.1\.weight: not in DigitCNN"
+    with pytest.raises(ValueError, match=expected):
         recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
@@ -90,6 +93,36 @@ def test_file_that_is_no_checkpoint_is_refused(tmp_path):
         recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
+def test_empty_checkpoint_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "empty.pt"
+    path.touch()
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} cannot be loaded as a checkpoint: EOFError"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    assert path.read_bytes() == b""
+
+
+def test_checkpoint_whose_state_is_not_tensors_is_refused(tmp_path):
+    path = tmp_path / "odd.pt"
+    torch.save({"model_state": {"conv1.0.weight": [1.0, 2.0]}}, path)
+    with pytest.raises(ValueError, match="'model_state' is not a dict of tensors"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+def test_checkpoint_with_non_finite_weights_is_refused_naming_the_tensors(trained):
+    _model, path = trained
+    state = torch.load(path, weights_only=True)
+    state["model_state"]["conv2.0.weight"][0, 0, 0, 0] = float("nan")
+    state["model_state"]["fc1.bias"][3] = float("inf")
+    torch.save(state, path)
+    saved = path.read_bytes()
+    fresh = recipe.DigitCNN()
+    before = {key: value.clone() for key, value in fresh.state_dict().items()}
+    with pytest.raises(ValueError, match=r"not finite numbers \(NaN or infinity\) in: conv2\.0\.weight, fc1\.bias$"):
+        recipe.load_checkpoint(path, fresh, CPU)
+    assert all(torch.equal(before[key], value) for key, value in fresh.state_dict().items())  # model untouched
+    assert path.read_bytes() == saved
+
+
 def test_checkpoint_that_runs_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "code-ran"
 
@@ -105,7 +138,7 @@ def test_checkpoint_that_runs_code_is_refused_without_running_it(tmp_path):
 
 
 def test_interrupted_save_keeps_the_previous_checkpoint(trained, monkeypatch):
-    model, path = trained
+    _model, path = trained
     before = path.read_bytes()
 
     def dies_midway(obj, target, *args, **kwargs):
@@ -158,7 +191,7 @@ def test_checkpoint_saved_on_cuda_loads_on_a_cpu_only_machine(tmp_path, monkeypa
     fresh = recipe.DigitCNN()
     recipe.load_checkpoint(path, fresh, CPU)
     assert all(tensor.device.type == "cpu" for tensor in fresh.state_dict().values())
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
 
 
 def test_notebook_never_hard_codes_a_device_or_waits_for_input():

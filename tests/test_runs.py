@@ -17,7 +17,8 @@ ROOT = NOTEBOOK.parent
 def run_notebook(tmp_path: Path, **parameters) -> str:
     """Execute the notebook headless with papermill; return the text of all its outputs."""
     output = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(output), parameters={"QUICK": True, "OUTPUT_DIR": str(tmp_path), **parameters},
+    parameters = {"QUICK": True, "OUTPUT_DIR": str(tmp_path), **parameters}
+    papermill.execute_notebook(str(NOTEBOOK), str(output), parameters=parameters,
                                cwd=str(ROOT), progress_bar=False, kernel_name="python3")
     return output.read_text()
 
@@ -37,7 +38,7 @@ def test_checkpoint_parameter_evaluates_without_training(tmp_path):
     assert not (tmp_path / "digit_cnn_quick.pt").exists()
 
 
-@pytest.mark.parametrize("name, value, message", [
+@pytest.mark.parametrize(("name", "value", "message"), [
     ("EPOCHS", 0, "EPOCHS must be a whole number of at least 1"),
     ("BATCH_SIZE", 0, "BATCH_SIZE must be a whole number from 1 to 60000"),
     ("LEARNING_RATE", "fast", "LEARNING_RATE must be a number above 0"),
@@ -47,7 +48,8 @@ def test_nonsense_parameter_stops_at_the_parameters_cell(tmp_path, name, value, 
     with pytest.raises(papermill.PapermillExecutionError) as caught:
         run_notebook(tmp_path, **{name: value})
     assert message in str(caught.value)
-    assert caught.value.exec_count == 4  # imports, parameters, injected parameters, then this check: no data touched
+    # packages, imports, parameters, injected parameters, then this check: no data touched
+    assert caught.value.exec_count == 5
 
 
 def test_benchmark_smoke_run_writes_results(tmp_path):
@@ -63,3 +65,21 @@ def test_benchmark_smoke_run_writes_results(tmp_path):
     assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
     assert summary["speedup_per_epoch"] > 0
     assert "time to 99 %" in done.stdout
+
+
+def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
+    done = subprocess.run([sys.executable, "bench/accuracy_ablation.py", "--quick", "--output-dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "ablation_accuracy.json").read_text())
+    assert (tmp_path / "ablation_accuracy.png").stat().st_size > 1000
+    assert not list(tmp_path.glob("*.partial"))
+    names = [variant["name"] for variant in summary["variants"]]
+    assert names[0] == "recipe"
+    assert len(names) == len(set(names)) >= 9
+    for variant in summary["variants"]:
+        for key in ("after_1_epoch", "after_2_epochs"):
+            assert 0 < variant[key]["accuracy_mean"] <= 1
+            assert variant[key]["training_seconds_median"] > 0
+    assert len(summary["runs"]) == 2 * len(names)
+    assert "time, 2 epochs" in done.stdout

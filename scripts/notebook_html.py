@@ -1,0 +1,75 @@
+"""Write the committed notebook as one static HTML page, for people who read rather than run (`make html`).
+
+The figures are in the notebook's saved outputs and go into the page as data (PNG as base64, the
+architecture graph as inline SVG), and so do images that markdown cells link to. The page loads
+nothing from the network: the notebook has no formulas or diagrams for MathJax or Mermaid, and the
+drawing canvas, a live widget, cannot work in a static page, so none of their scripts are linked.
+
+    python scripts/notebook_html.py [NOTEBOOK] [--output outputs/HandWrittenDigitsRecognition.html]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from jinja2 import DictLoader
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
+# JupyterLab's look, without the scripts it would fetch from a CDN (require.js for widgets, MathJax, Mermaid).
+STATIC_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def notebook_html(notebook: Path) -> str:
+    """The notebook as a self-contained HTML page; refuses a notebook that has no outputs or saved an error."""
+    node = nbformat.read(notebook, as_version=4)
+    code = [cell for cell in node.cells if cell.cell_type == "code" and cell.source.strip()]
+    if not any(cell.outputs for cell in code):
+        raise ValueError(f"{notebook} has no outputs: run it first (make run), then convert the executed copy")
+    failed = [index for index, cell in enumerate(node.cells) if cell.cell_type == "code"
+              and any(output.output_type == "error" for output in cell.outputs)]
+    if failed:
+        raise ValueError(f"{notebook} saved an error in cell(s) {failed}: fix the notebook and run it again first")
+    node.metadata.pop("widgets", None)  # saved widget state: only a live Jupyter session can use it
+    exporter = HTMLExporter(template_name="lab", template_file="static.html.j2", embed_images=True,
+                            extra_loaders=[DictLoader({"static.html.j2": STATIC_TEMPLATE})])
+    resources = {"metadata": {"name": notebook.stem, "path": str(notebook.parent)}}
+    body, _ = exporter.from_notebook_node(node, resources=resources)
+    return body
+
+
+def write_html(notebook: Path, target: Path) -> None:
+    """Write the page through a temporary file, so that the target is never half written."""
+    page = notebook_html(notebook)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        partial.write_text(page, encoding="utf-8")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", nargs="?", type=Path, default=NOTEBOOK)
+    parser.add_argument("--output", type=Path, default=ROOT / "outputs" / f"{NOTEBOOK.stem}.html")
+    args = parser.parse_args(argv)
+    try:
+        write_html(args.notebook, args.output)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""`make html` (scripts/notebook_html.py): a self-contained page, and refusals that leave nothing behind."""
+
+import base64
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from notebook_recipe import NOTEBOOK
+from scripts.notebook_html import notebook_html, write_html
+
+ROOT = NOTEBOOK.parent
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return notebook_html(NOTEBOOK)
+
+
+def test_page_embeds_every_figure_and_links_no_script_or_stylesheet(page):
+    figures = json.loads(NOTEBOOK.read_text())["cells"]
+    saved = sum(1 for cell in figures for output in cell.get("outputs", [])
+                for kind in output.get("data", {}) if kind in ("image/png", "image/svg+xml"))
+    sources = re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
+    assert len(sources) == saved
+    assert all(source.startswith(("data:image/png;base64,", "data:image/svg+xml;base64,")) for source in sources)
+    assert not re.search(r'<(script|link)[^>]*\s(src|href)="https?:', page)
+    svg = [base64.b64decode(s.split(",", 1)[1]).decode() for s in sources if s.startswith("data:image/svg")]
+    assert any("ConvolutionBackward0" in graph for graph in svg)
+
+
+def test_notebook_without_outputs_is_refused_and_nothing_written(tmp_path):
+    notebook = json.loads(NOTEBOOK.read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    bare = tmp_path / "bare.ipynb"
+    bare.write_text(json.dumps(notebook))
+    target = tmp_path / "out" / "bare.html"
+    with pytest.raises(ValueError, match="has no outputs: run it first"):
+        write_html(bare, target)
+    assert not target.exists()
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_notebook_that_saved_an_error_is_refused_from_the_command_line(tmp_path):
+    notebook = json.loads(NOTEBOOK.read_text())
+    code = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "error", "ename": "ValueError", "evalue": "boom", "traceback": []}]
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(json.dumps(notebook))
+    target = tmp_path / "broken.html"
+    target.write_text("the previous page")
+    done = subprocess.run([sys.executable, "scripts/notebook_html.py", str(broken), "--output", str(target)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "saved an error in cell(s)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert target.read_text() == "the previous page"
