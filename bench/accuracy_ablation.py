@@ -3,7 +3,8 @@
 Every variant is the notebook's recipe (its own cells, run through notebook_recipe) with one change:
 no batch normalisation (at the recipe's peak learning rate, and at four times it beside the recipe at
 four times it), no augmentation, no label smoothing, no weight decay, Adam or a constant learning rate
-instead of the one-cycle schedule, average pooling or stride-2 convolutions instead of max-pooling. Each is trained for 1 epoch and for --epochs epochs (each run with its schedule fitted to
+instead of the one-cycle schedule, average pooling or stride-2 convolutions instead of max-pooling.
+Each is trained for 1 epoch and for --epochs epochs (each run with its schedule fitted to
 its length), for several seeds, interleaved so that a busy moment of the machine hits all variants
 alike; the test accuracy and the training time are written to outputs/ablation_accuracy.json and
 outputs/ablation_accuracy.png. With --default-seeds N, the reference recipe is also trained for the
