@@ -1,0 +1,120 @@
+"""Measure the answers to the notebook's exercises that the accuracy ablation does not cover.
+
+1. Wider layers: DigitCNN(widths=(32, 64, 128)), trained as the notebook trains, for --epochs epochs and
+   several seeds: parameters, test accuracy, training time (the default widths are in the ablation).
+2. The recipe for the default 15 epochs with and without augmentation: training against test accuracy.
+3. A digit drawn small in a corner of the drawing canvas: test digits drawn on a 280 x 280 canvas with
+   the canvas's 22-pixel pen, large and centred or small in a corner, read by the model `make run`
+   saved (outputs/digit_cnn.pt).
+
+    python bench/exercise_answers.py              # about 12 minutes on a 2-core CPU
+    python bench/exercise_answers.py --quick      # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageFilter  # noqa: E402
+
+from bench.benchmark import notebook_data  # noqa: E402
+from notebook_recipe import load_recipe, notebook_parameters  # noqa: E402
+
+recipe = load_recipe()
+DEFAULTS = notebook_parameters()
+PEN = 22  # DrawingPad's line width on its 280 x 280 canvas
+CANVAS = 280
+
+
+def train(widths: tuple[int, int, int], augment: bool, epochs: int, seed: int, limit: int | None) -> dict:
+    """The notebook's fit() on its split, the test set evaluated after every epoch."""
+    train_data, test_data = notebook_data(recipe, seed, "data", torch.device("cpu"), limit)
+    torch.manual_seed(seed)
+    model = recipe.DigitCNN(widths=widths)
+    torch.manual_seed(seed)
+    history = recipe.fit(model, train_data, test_data, epochs, DEFAULTS["LEARNING_RATE"], DEFAULTS["BATCH_SIZE"],
+                         augment=augment, show_progress=False)
+    return {**history, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def wider_layers(epochs: int, seeds: int, limit: int | None) -> None:
+    widths = (32, 64, 128)
+    runs = [train(widths, True, epochs, seed, limit) for seed in range(seeds)]
+    accuracies = [run["val_accuracy"][-1] for run in runs]
+    print(f"widths {widths}, {runs[0]['parameters']:,} parameters, {epochs} epochs, seeds {list(range(seeds))}: "
+          f"test accuracy {', '.join(f'{a:.2%}' for a in accuracies)} (mean {statistics.mean(accuracies):.2%}), "
+          f"training {statistics.median(sum(run['seconds']) for run in runs):.1f} s (median)", flush=True)
+
+
+def augmentation_gap(epochs: int, limit: int | None) -> None:
+    print(f"the recipe, {epochs} epochs, seed 0, with and without augmentation:")
+    for augment in (True, False):
+        run = train((16, 32, 64), augment, epochs, 0, limit)
+        print(f"  augment={augment!s:<6} final training accuracy {run['train_accuracy'][-1]:.2%} (augmented images, "
+              f"dropout on), test accuracy {run['val_accuracy'][-1]:.2%}, best test accuracy "
+              f"{max(run['val_accuracy']):.2%} at epoch {run['val_accuracy'].index(max(run['val_accuracy'])) + 1}",
+              flush=True)
+
+
+def drawn_with_the_pen(digit: np.ndarray, size: int, top: int, left: int) -> Image.Image:
+    """An MNIST digit as if drawn with the canvas's pen: scaled to size x size, strokes widened to PEN pixels."""
+    scaled = Image.fromarray(digit).resize((size, size), Image.BICUBIC).point(lambda v: 255 if v > 127 else 0)
+    stroke = 2.33 * size / 28  # MNIST's average stroke width, scaled
+    grow = 2 * round(max(PEN - stroke, 0) / 2) + 1
+    canvas = Image.new("L", (CANVAS, CANVAS), 0)
+    canvas.paste(scaled.filter(ImageFilter.MaxFilter(grow)), (left, top))
+    return canvas
+
+
+def small_in_a_corner(count: int) -> None:
+    from torchvision import datasets
+
+    path = ROOT / "outputs" / "digit_cnn.pt"
+    if not path.is_file():
+        sys.exit(f"{path} is missing: run `make run` first")
+    model, cpu = recipe.DigitCNN(), torch.device("cpu")
+    saved = recipe.load_checkpoint(path, model, cpu)
+    test = datasets.MNIST("data", train=False)
+    digits, labels = test.data[:count].numpy(), test.targets[:count].numpy()
+    print(f"{count} test digits drawn on the {CANVAS} x {CANVAS} canvas with its {PEN}-pixel pen, read by {path.name}")
+    for name, size, top, left in (("large, centred (200 px)", 200, 40, 40),
+                                  ("small, top-left corner (56 px)", 56, 8, 8),
+                                  ("tiny, bottom-right corner (40 px)", 40, 232, 232)):
+        started = time.perf_counter()
+        predictions = [recipe.predict_digit(model, drawn_with_the_pen(d, size, top, left), saved["mean"], saved["std"],
+                                            cpu)[0] for d in digits]
+        accuracy = float(np.mean(np.array(predictions) == labels))
+        print(f"  {name:<36} accuracy {accuracy:6.1%}  ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    from mnist_data import ensure_mnist
+
+    ensure_mnist("data")
+    if args.quick:
+        wider_layers(1, 1, 2_000)
+        augmentation_gap(1, 2_000)
+        small_in_a_corner(20)
+    else:
+        wider_layers(args.epochs, args.seeds, None)
+        augmentation_gap(DEFAULTS["EPOCHS"], None)
+        small_in_a_corner(1_000)
+
+
+if __name__ == "__main__":
+    main()
