@@ -52,27 +52,28 @@ def test_nonsense_parameter_stops_at_the_parameters_cell(tmp_path, name, value, 
     assert caught.value.exec_count == 5
 
 
-def test_benchmark_smoke_run_writes_results(tmp_path):
-    done = subprocess.run([sys.executable, "bench/benchmark.py", "--quick", "--output-dir", str(tmp_path)],
+def smoke_run(script: str, result: str, output_dir: Path) -> tuple[str, dict]:
+    """Run a bench script with --quick; check it wrote RESULT.json and a figure RESULT.png; return stdout, JSON."""
+    done = subprocess.run([sys.executable, script, "--quick", "--output-dir", str(output_dir)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "benchmark.json").read_text())
-    assert (tmp_path / "benchmark.png").stat().st_size > 1000
+    assert (output_dir / f"{result}.png").stat().st_size > 1000
+    return done.stdout, json.loads((output_dir / f"{result}.json").read_text())
+
+
+def test_benchmark_smoke_run_writes_results(tmp_path):
+    stdout, summary = smoke_run("bench/benchmark.py", "benchmark", tmp_path)
     for recipe in ("classic", "notebook"):
         assert summary[recipe]["seconds_per_epoch"] > 0
         assert summary[recipe]["peak_memory_mb"] > 0
     assert 0 < summary["classic"]["final_test_accuracy"] <= 1
     assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
     assert summary["speedup_per_epoch"] > 0
-    assert "time to 99 %" in done.stdout
+    assert "time to 99 %" in stdout
 
 
 def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
-    done = subprocess.run([sys.executable, "bench/accuracy_ablation.py", "--quick", "--output-dir", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "ablation_accuracy.json").read_text())
-    assert (tmp_path / "ablation_accuracy.png").stat().st_size > 1000
+    stdout, summary = smoke_run("bench/accuracy_ablation.py", "ablation_accuracy", tmp_path)
     assert not list(tmp_path.glob("*.partial"))
     names = [variant["name"] for variant in summary["variants"]]
     assert names[0] == "recipe"
@@ -82,4 +83,4 @@ def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
             assert 0 < variant[key]["accuracy_mean"] <= 1
             assert variant[key]["training_seconds_median"] > 0
     assert len(summary["runs"]) == 2 * len(names)
-    assert "time, 2 epochs" in done.stdout
+    assert "time, 2 epochs" in stdout
