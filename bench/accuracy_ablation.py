@@ -191,6 +191,7 @@ def main(args: argparse.Namespace) -> dict:
         "runs": runs,
     }
     report(summary, args.epochs)
+    print(f"\n{markdown_table(summary)}\n")
     write_outputs(summary, args.epochs, Path(args.output_dir))
     return summary
 
@@ -222,6 +223,30 @@ def report(summary: dict, epochs: int) -> None:
               f"from {full['accuracy_min']:.2%} to {full['accuracy_max']:.2%} over seeds {full['seeds']} "
               f"({', '.join(f'{a:.2%}' for a in full['accuracy_by_seed'])}); {full['training_seconds_median']:.1f} s")
     print(f"wall time {summary['wall_seconds'] / 60:.1f} min")
+
+
+def markdown_table(summary: dict) -> str:
+    """The result as the Markdown table that the README and the notebook quote (a test keeps them equal)."""
+    longer = next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
+    epochs = longer.split("_")[1]
+    recipe_row = summary["variants"][0]
+    lines = [f"| variant (one change to the recipe) | test accuracy after 1 epoch | after {epochs} epochs "
+             f"| training time, {epochs} epochs |", "|---|---:|---:|---:|"]
+    for row in summary["variants"]:
+        cells = []
+        for key in ("after_1_epoch", longer):
+            result = row[key]
+            if result["accuracy_mean"] < 0.5:
+                cells.append(f"{100 * result['accuracy_mean']:.1f} % (diverged)")
+                continue
+            delta = 100 * (result["accuracy_mean"] - recipe_row[key]["accuracy_mean"])
+            cells.append(f"{100 * result['accuracy_mean']:.2f} % ± {100 * result['accuracy_stdev']:.2f}"
+                         + ("" if row is recipe_row else f" ({delta:+.2f})"))
+        seconds = row[longer]["training_seconds_median"]
+        ratio = seconds / recipe_row[longer]["training_seconds_median"]
+        name = "**the recipe**" if row is recipe_row else row["name"]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {seconds:.0f} s ({ratio:.2f}\N{MULTIPLICATION SIGN}) |")
+    return "\n".join(lines)
 
 
 def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
