@@ -4,11 +4,14 @@
    several seeds: parameters, test accuracy, training time (the default widths are in the ablation).
 2. The recipe for the default 15 epochs with and without augmentation: training against test accuracy.
 3. A digit drawn small in a corner of the drawing canvas: test digits drawn on a 280 x 280 canvas with
-   the canvas's 22-pixel pen, large and centred or small in a corner, read by the model `make run`
-   saved (outputs/digit_cnn.pt).
+   the canvas's 22-pixel pen, large and centred, small and centred, or small in a corner, read by the
+   model `make run` saved (outputs/digit_cnn.pt).
+4. Fine pens: the notebook's 300 fine-pen test digits (enlarged six times, strokes thinned with a k x k
+   minimum filter) for k = 3, 5, 7, 9, read with and without mnist_style's thickening, by the same model.
 
-    python bench/exercise_answers.py              # about 12 minutes on a 2-core CPU
-    python bench/exercise_answers.py --quick      # smoke run
+    python bench/exercise_answers.py                                # about 12 minutes on a 2-core CPU
+    python bench/exercise_answers.py --parts canvas fine-pen        # the last two only (under a minute)
+    python bench/exercise_answers.py --quick                        # smoke run
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def augmentation_gap(epochs: int, limit: int | None) -> None:
     print(f"the recipe, {epochs} epochs, seed 0, with and without augmentation:")
     for augment in (True, False):
         run = train((16, 32, 64), augment, epochs, 0, limit)
-        print(f"  augment={augment!s:<6} final training accuracy {run['train_accuracy'][-1]:.2%} (augmented images, "
-              f"dropout on), test accuracy {run['val_accuracy'][-1]:.2%}, best test accuracy "
+        print(f"  augment={augment!s:<6} final training accuracy {run['train_accuracy'][-1]:.2%} (the images as "
+              f"trained on, dropout on), test accuracy {run['val_accuracy'][-1]:.2%}, best test accuracy "
               f"{max(run['val_accuracy']):.2%} at epoch {run['val_accuracy'].index(max(run['val_accuracy'])) + 1}",
               flush=True)
 
@@ -76,18 +79,23 @@ def drawn_with_the_pen(digit: np.ndarray, size: int, top: int, left: int) -> Ima
     return canvas
 
 
-def small_in_a_corner(count: int) -> None:
-    from torchvision import datasets
-
+def saved_model() -> tuple[torch.nn.Module, dict]:
     path = ROOT / "outputs" / "digit_cnn.pt"
     if not path.is_file():
         sys.exit(f"{path} is missing: run `make run` first")
-    model, cpu = recipe.DigitCNN(), torch.device("cpu")
-    saved = recipe.load_checkpoint(path, model, cpu)
+    model = recipe.DigitCNN()
+    return model, recipe.load_checkpoint(path, model, torch.device("cpu"))
+
+
+def small_in_a_corner(count: int) -> None:
+    from torchvision import datasets
+
+    (model, saved), cpu = saved_model(), torch.device("cpu")
     test = datasets.MNIST("data", train=False)
     digits, labels = test.data[:count].numpy(), test.targets[:count].numpy()
-    print(f"{count} test digits drawn on the {CANVAS} x {CANVAS} canvas with its {PEN}-pixel pen, read by {path.name}")
+    print(f"{count} test digits drawn on the {CANVAS} x {CANVAS} canvas with its {PEN}-pixel pen, read by digit_cnn.pt")
     for name, size, top, left in (("large, centred (200 px)", 200, 40, 40),
+                                  ("small, centred (56 px)", 56, 112, 112),
                                   ("small, top-left corner (56 px)", 56, 8, 8),
                                   ("tiny, bottom-right corner (40 px)", 40, 232, 232)):
         started = time.perf_counter()
@@ -97,23 +105,48 @@ def small_in_a_corner(count: int) -> None:
         print(f"  {name:<36} accuracy {accuracy:6.1%}  ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
+def fine_pens(count: int) -> None:
+    """The notebook's fine-pen digits (the same 300 test digits: its SEED 0 photo sample), thinned k x k."""
+    from torchvision import datasets
+
+    model, saved = saved_model()
+    test = datasets.MNIST("data", train=False)
+    chosen = np.random.default_rng(DEFAULTS["SEED"]).choice(len(test.data), size=1000, replace=False)[:count]
+    truth = test.targets[chosen].numpy()
+    print(f"{count} fine-pen test digits (enlarged 6 times, then MinFilter(k)), read by digit_cnn.pt")
+    for k in (3, 5, 7, 9):
+        fine = [np.asarray(Image.fromarray(test.data[i].numpy()).resize((168, 168), Image.BICUBIC)
+                           .filter(ImageFilter.MinFilter(k))) for i in chosen]
+        accuracies = []
+        for thicken in (False, True):
+            fields = torch.from_numpy(np.stack([recipe.mnist_style(image, thicken=thicken) for image in fine]))
+            inputs = ((fields - saved["mean"]) / saved["std"])[:, None]
+            predictions = recipe.predict_probabilities(model, inputs).argmax(1).numpy()
+            accuracies.append(float(np.mean(predictions == truth)))
+        print(f"  MinFilter({k}): accuracy without thickening {accuracies[0]:6.1%}, with {accuracies[1]:6.1%}",
+              flush=True)
+
+
+PARTS = ("wider", "augmentation", "canvas", "fine-pen")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args()
     from mnist_data import ensure_mnist
 
     ensure_mnist("data")
-    if args.quick:
-        wider_layers(1, 1, 2_000)
-        augmentation_gap(1, 2_000)
-        small_in_a_corner(20)
-    else:
-        wider_layers(args.epochs, args.seeds, None)
-        augmentation_gap(DEFAULTS["EPOCHS"], None)
-        small_in_a_corner(1_000)
+    quick = args.quick
+    runs = {"wider": lambda: wider_layers(1, 1, 2_000) if quick else wider_layers(args.epochs, args.seeds, None),
+            "augmentation": lambda: augmentation_gap(1, 2_000) if quick else augmentation_gap(DEFAULTS["EPOCHS"], None),
+            "canvas": lambda: small_in_a_corner(20 if quick else 1_000),
+            "fine-pen": lambda: fine_pens(20 if quick else 300)}
+    for part in args.parts:
+        runs[part]()
 
 
 if __name__ == "__main__":
