@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 NOTEBOOK := HandWrittenDigitsRecognition.ipynb
 OUT := $(or $(OUTPUT_DIR),outputs)
 
-PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE CHECKPOINT QUICK PROGRESS,\
+PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE CHECKPOINT CUDA_GRAPH QUICK PROGRESS,\
             $(if $($(p)),-p $(p) $($(p))))
 
 .PHONY: run test lint html lab bench ablation ablation-accuracy assets graphviz clean
@@ -19,7 +19,7 @@ run: $(VENV)/.installed graphviz
 	mkdir -p $(OUT)
 	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(OUT)/$(NOTEBOOK) $(PARAMS) \
 	    --no-progress-bar --log-output --request-save-on-cell-execute
-	@$(BIN)/python -c "import json, sys; cell = json.load(open(sys.argv[1]))['cells'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(OUT)/$(NOTEBOOK)
+	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(OUT)/$(NOTEBOOK)
 
 test: lint graphviz
 	$(BIN)/python -m pytest

@@ -1,12 +1,23 @@
 """The accuracy ablation's variants: each changes exactly what it says, and the reference is the notebook's fit()."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from bench.accuracy_ablation import VARIANTS, build_model, one_cycle_mean, optimizer_and_schedule, train_variant
-from notebook_recipe import load_recipe
+from bench.accuracy_ablation import (
+    VARIANTS,
+    build_model,
+    markdown_table,
+    one_cycle_mean,
+    optimizer_and_schedule,
+    train_variant,
+)
+from notebook_recipe import NOTEBOOK, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 recipe = load_recipe()
 
@@ -59,3 +70,17 @@ def test_constant_rate_is_the_one_cycle_mean_and_stays_constant():
     assert set(rates) == {variant.learning_rate}
     assert variant.learning_rate == pytest.approx(one_cycle_mean(VARIANTS[0].learning_rate), abs=1e-4)
     assert 0.3 * VARIANTS[0].learning_rate < variant.learning_rate < 0.7 * VARIANTS[0].learning_rate
+
+
+def test_readme_and_notebook_quote_the_committed_ablation_result():
+    """The table in both is the committed JSON's, as the script prints it; every variant has 3 seeds."""
+    summary = json.loads((ROOT / "assets" / "ablation_accuracy.json").read_text())
+    for variant in summary["variants"]:
+        assert variant["after_1_epoch"]["seeds"] == [0, 1, 2], variant["name"]
+        assert variant["after_5_epochs"]["seeds"] == [0, 1, 2], variant["name"]
+    table = markdown_table(summary)
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+    markdown = [("".join(cell["source"])) for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+                if cell["cell_type"] == "markdown"]
+    assert any(table in text for text in markdown)
+    assert (ROOT / "assets" / "ablation_accuracy.png").stat().st_size > 10_000

@@ -204,5 +204,9 @@ def test_notebook_never_hard_codes_a_device_or_waits_for_input():
             return "parameters"
         return "".join(cell["source"]).split("(")[0]
 
-    naming_cuda = {role(cell) for cell in cells if '"cuda"' in "".join(cell["source"])}
-    assert naming_cuda == {"parameters", "def check_parameters", "def choose_device"}  # DEVICE set, checked, chosen
+    naming_cuda = {role(cell): "".join(cell["source"]) for cell in cells if '"cuda"' in "".join(cell["source"])}
+    path_choice = {"def uses_cuda_graph", "steps_per_epoch = math.ceil"}  # CUDA graph or plain loop, by device type
+    assert set(naming_cuda) == {"parameters", "def check_parameters", "def choose_device", *path_choice}
+    for name in path_choice:  # there "cuda" only ever compares the chosen device's type
+        text = naming_cuda[name]
+        assert text.count('"cuda"') == text.count('.type == "cuda"'), name

@@ -69,7 +69,41 @@ def test_benchmark_smoke_run_writes_results(tmp_path):
     assert 0 < summary["classic"]["final_test_accuracy"] <= 1
     assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
     assert summary["speedup_per_epoch"] > 0
+    assert "notebook_eager" not in summary  # on a CPU the notebook's path is the plain loop: one row
     assert "time to 99 %" in stdout
+
+
+def test_benchmark_on_cuda_reports_the_graph_the_plain_loop_and_the_classic_example(tmp_path, monkeypatch, capsys):
+    """The GPU report's bookkeeping, with made-up runs in place of the child processes."""
+    import bench.benchmark as benchmark
+
+    per_epoch = {"classic": 2.0, "notebook": 0.3, "notebook-eager": 1.5}
+    setup = {"classic": 0.0, "notebook": 0.8, "notebook-eager": 0.0}
+    spawned = []
+
+    def fake_spawn(recipe, epochs, seed, args):
+        spawned.append((recipe, epochs, seed))
+        accuracies = [min(0.985 + 0.005 * epoch, 0.996) for epoch in range(epochs)]
+        seconds = [per_epoch[recipe] + (setup[recipe] if epoch == 0 else 0) for epoch in range(epochs)]
+        return {"epoch_seconds": seconds, "test_accuracy": accuracies, "setup_seconds": setup[recipe],
+                "peak_memory_mb": 100.0, "recipe": recipe, "epochs": epochs, "seed": seed}
+
+    monkeypatch.setattr(benchmark, "spawn", fake_spawn)
+    monkeypatch.setattr(benchmark, "machine", lambda device: "a made-up GPU")
+    monkeypatch.setattr("mnist_data.ensure_mnist", lambda root: None)
+    args = benchmark.parse_args(["--device", "cuda", "--epochs", "4", "--seeds", "2", "--output-dir", str(tmp_path)])
+    summary = benchmark.main(args)
+    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-eager"}
+    graph, plain = summary["notebook"], summary["notebook_eager"]
+    assert graph["time_to_target_s"] == pytest.approx(0.3 * 2 + 0.8)  # 2 epochs to 99 %, capture included
+    assert graph["setup_seconds"] == pytest.approx(0.8)
+    assert plain["time_to_target_s"] == pytest.approx(1.5 * 2)
+    assert summary["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 1.4)
+    assert summary["speedup_time_to_target_eager"] == pytest.approx(summary["classic"]["time_to_target_s"] / 3.0)
+    printed = capsys.readouterr().out
+    assert "notebook recipe, CUDA graph" in printed
+    assert "notebook recipe, plain loop" in printed
+    assert "set-up (in the first epoch's time) 0.80 s" in printed
 
 
 def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
@@ -84,3 +118,12 @@ def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
             assert variant[key]["training_seconds_median"] > 0
     assert len(summary["runs"]) == 2 * len(names)
     assert "time, 2 epochs" in stdout
+
+
+def test_exercise_answers_smoke_run_trains_the_wider_network_and_both_augmentation_settings():
+    done = subprocess.run([sys.executable, "bench/exercise_answers.py", "--quick", "--parts", "wider", "augmentation"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "widths (32, 64, 128), 241,770 parameters" in done.stdout
+    assert "augment=True" in done.stdout
+    assert "augment=False" in done.stdout
