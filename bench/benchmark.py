@@ -99,17 +99,22 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
 
 # --- the notebook's recipe, executed from the notebook's own cells -----------------------------
 
+def notebook_split(images, seed: int):
+    """The notebook's seeded choice of 55,000 of the 60,000 training images, and their pixels' mean and std."""
+    import torch
+
+    train_index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:55_000]
+    pixels = images[train_index].float() / 255
+    return train_index, pixels.mean().item(), pixels.std().item()
+
+
 def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None):
     """The notebook's split and normalisation: (train images, labels) and (test images, labels) on the device."""
-    import torch
     from torchvision import datasets
 
     train_set = datasets.MNIST(data_root, train=True)
     test_set = datasets.MNIST(data_root, train=False)
-    order = torch.randperm(len(train_set.data), generator=torch.Generator().manual_seed(seed))
-    train_index = order[:55_000]
-    pixels = train_set.data[train_index].float() / 255
-    mean, std = pixels.mean().item(), pixels.std().item()
+    train_index, mean, std = notebook_split(train_set.data, seed)
     test_images, test_labels = test_set.data, test_set.targets
     if limit:
         train_index = train_index[:limit]
