@@ -125,22 +125,35 @@ def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None):
     return train_data, test_data
 
 
+def train_on_notebook_split(recipe, make_model, epochs: int, seed: int, data_root: str, device,
+                            limit: int | None = None, **fit_options):
+    """make_model() trained as the notebook trains: its split, its seeding, fit() at its default learning rate
+    and batch size, the test set evaluated after every epoch. Returns the model and fit()'s history."""
+    import torch
+
+    from notebook_recipe import notebook_parameters
+
+    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
+    parameters = notebook_parameters()
+    torch.manual_seed(seed)
+    model = make_model().to(device)
+    torch.manual_seed(seed)  # as the notebook does right before training
+    history = recipe.fit(model, train_data, test_data, epochs, parameters["LEARNING_RATE"], parameters["BATCH_SIZE"],
+                         show_progress=False, **fit_options)
+    return model, history
+
+
 def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None,
                  cuda_graph: bool = True) -> dict:
     """The notebook's data preparation, model and fit(), with the test set evaluated after every epoch."""
     import torch
 
-    from notebook_recipe import load_recipe, notebook_parameters
+    from notebook_recipe import load_recipe
 
     recipe = load_recipe()
     device = torch.device(device_name)
-    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
-    parameters = notebook_parameters()
-    torch.manual_seed(seed)
-    model = recipe.DigitCNN().to(device)
-    torch.manual_seed(seed)  # as the notebook does right before training
-    history = recipe.fit(model, train_data, test_data, epochs, parameters["LEARNING_RATE"], parameters["BATCH_SIZE"],
-                         name=f"{epochs} epochs", show_progress=False, cuda_graph=cuda_graph)
+    _, history = train_on_notebook_split(recipe, recipe.DigitCNN, epochs, seed, data_root, device, limit,
+                                         name=f"{epochs} epochs", cuda_graph=cuda_graph)
     synchronize(device)
     return {"epoch_seconds": history["seconds"], "test_accuracy": history["val_accuracy"],
             "setup_seconds": history["setup_seconds"]}

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
-from bench.benchmark import notebook_data  # noqa: E402
+from bench.benchmark import train_on_notebook_split  # noqa: E402
 from notebook_recipe import load_recipe, notebook_parameters  # noqa: E402
 
 recipe = load_recipe()
@@ -41,12 +41,8 @@ CANVAS = 280
 
 def train(widths: tuple[int, int, int], augment: bool, epochs: int, seed: int, limit: int | None) -> dict:
     """The notebook's fit() on its split, the test set evaluated after every epoch."""
-    train_data, test_data = notebook_data(recipe, seed, "data", torch.device("cpu"), limit)
-    torch.manual_seed(seed)
-    model = recipe.DigitCNN(widths=widths)
-    torch.manual_seed(seed)
-    history = recipe.fit(model, train_data, test_data, epochs, DEFAULTS["LEARNING_RATE"], DEFAULTS["BATCH_SIZE"],
-                         augment=augment, show_progress=False)
+    model, history = train_on_notebook_split(recipe, lambda: recipe.DigitCNN(widths=widths), epochs, seed, "data",
+                                             torch.device("cpu"), limit, augment=augment)
     return {**history, "parameters": sum(p.numel() for p in model.parameters())}
 
 

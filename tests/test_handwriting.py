@@ -289,13 +289,10 @@ def read_digit(mnist_root):
     in a fresh clone too, where `make run` has saved no model yet."""
     from torchvision import datasets
 
-    from bench.benchmark import notebook_data, notebook_split
+    from bench.benchmark import notebook_split, train_on_notebook_split
 
     cpu = torch.device("cpu")
-    train, test = notebook_data(recipe, 0, str(mnist_root), cpu, None)
-    torch.manual_seed(0)
-    model = recipe.DigitCNN()
-    history = recipe.fit(model, train, test, epochs=1, learning_rate=0.15, batch_size=128, show_progress=False)
+    model, history = train_on_notebook_split(recipe, recipe.DigitCNN, 1, 0, str(mnist_root), cpu)
     assert history["val_accuracy"][-1] > 0.985  # a network that reads digits, not one that failed to train
     _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, 0)
     return lambda image: recipe.predict_digit(model, image, mean, std, cpu)[0]
