@@ -1,12 +1,15 @@
-"""Load the notebook's own code: its cells tagged "recipe" (definitions) and "parameters" (defaults), so
-scripts and tests run the very code the notebook teaches instead of a copy that could drift from it."""
+"""Load the notebook's own code: its cells tagged "recipe" (definitions), the definitions of its "setup" cell and the
+defaults of its "parameters" cell, so that scripts and tests run the very code the notebook teaches, not a copy."""
 
+import ast
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
+from IPython.core.inputtransformer2 import TransformerManager
+
 NOTEBOOK = Path(__file__).resolve().parent / "HandWrittenDigitsRecognition.ipynb"
+DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
 
 
 def cells_tagged(tag: str, notebook: Path = NOTEBOOK) -> list[dict]:
@@ -19,15 +22,65 @@ def cells_tagged(tag: str, notebook: Path = NOTEBOOK) -> list[dict]:
 
 
 def load_recipe(notebook: Path = NOTEBOOK) -> SimpleNamespace:
-    """Execute the notebook's "recipe" cells (imports, functions, classes) and return what they define."""
+    """Run, in the notebook's order, its "recipe" cells and the imports, functions and classes of its "setup" cell
+    (not the set-up's checks and downloads, which act on the notebook's parameters); return what they define."""
     namespace: dict = {"__name__": "notebook_recipe"}
-    for cell in cells_tagged("recipe", notebook):
-        exec(compile("".join(cell["source"]), f"{Path(notebook).name}:recipe", "exec"), namespace)
+    for cell in json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "recipe" not in tags and "setup" not in tags:
+            continue
+        tree = ast.parse(TransformerManager().transform_cell("".join(cell["source"])))  # IPython's %magics too
+        if "recipe" not in tags:
+            tree.body = [node for node in tree.body if isinstance(node, DEFINITIONS)]
+        exec(compile(tree, f"{Path(notebook).name}:{'+'.join(tags)}", "exec"), namespace)
     return SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
 
 
 def notebook_parameters(notebook: Path = NOTEBOOK) -> dict:
     """The values the notebook's parameters cell sets (EPOCHS, LEARNING_RATE, BATCH_SIZE, ...)."""
-    namespace: dict = {"os": os}
+    namespace: dict = {}
     exec("".join(cells_tagged("parameters", notebook)[0]["source"]), namespace)
     return {name: value for name, value in namespace.items() if name.isupper()}
+
+
+def notebook_split(images, seed: int):
+    """The notebook's seeded choice of 55,000 of the 60,000 training images, and their pixels' mean and std."""
+    import torch
+
+    train_index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:55_000]
+    pixels = images[train_index].float() / 255
+    return train_index, pixels.mean().item(), pixels.std().item()
+
+
+def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None = None):
+    """The notebook's split and normalisation: (train images, labels) and (test images, labels) on the device."""
+    from torchvision import datasets
+
+    train_set = datasets.MNIST(data_root, train=True)
+    test_set = datasets.MNIST(data_root, train=False)
+    train_index, mean, std = notebook_split(train_set.data, seed)
+    test_images, test_labels = test_set.data, test_set.targets
+    if limit:
+        train_index = train_index[:limit]
+        test_images, test_labels = test_images[: limit // 2], test_labels[: limit // 2]
+    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device),
+                  train_set.targets[train_index].to(device))
+    test_data = (recipe.to_model_input(test_images, mean, std, device), test_labels.to(device))
+    return train_data, test_data
+
+
+def train_on_notebook_split(recipe, make_model, epochs: int, seed: int, data_root: str, device,
+                            limit: int | None = None, trainer=None, **options):
+    """make_model() trained as the notebook trains it: its split, seeded right before the network is made and again
+    before training, `trainer` (default: its fit) at its learning rate and batch size, the test set evaluated after
+    every epoch (as fit's validation data). Returns the model and the trainer's history."""
+    import torch
+
+    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
+    parameters = notebook_parameters()
+    torch.manual_seed(seed)
+    model = make_model().to(device)
+    torch.manual_seed(seed)
+    history = (trainer or recipe.fit)(model, train_data, test_data, epochs, parameters["LEARNING_RATE"],
+                                      parameters["BATCH_SIZE"], **options)
+    return model, history

@@ -33,8 +33,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from bench.benchmark import notebook_data, synchronize  # noqa: E402
-from notebook_recipe import load_recipe, notebook_parameters  # noqa: E402
+from bench.speed_vs_classic import synchronize  # noqa: E402
+from notebook_recipe import load_recipe, notebook_data, notebook_parameters  # noqa: E402
 
 recipe = load_recipe()
 DEFAULTS = notebook_parameters()

@@ -32,8 +32,7 @@ def test_reference_variant_trains_exactly_as_the_notebook_fit(mnist_root):
     torch.manual_seed(3)
     model = recipe.DigitCNN()
     torch.manual_seed(3)
-    history = recipe.fit(model, train, test, epochs=2, learning_rate=VARIANTS[0].learning_rate, batch_size=128,
-                         show_progress=False)
+    history = recipe.fit(model, train, test, epochs=2, learning_rate=VARIANTS[0].learning_rate, batch_size=128)
     run = train_variant(VARIANTS[0], epochs=2, seed=3, train_data=train, test_data=test, batch_size=128)
     assert run["test_accuracy"] == history["val_accuracy"]
 
@@ -72,14 +71,14 @@ def test_constant_rate_is_the_one_cycle_mean_and_stays_constant():
     assert 0.3 * VARIANTS[0].learning_rate < variant.learning_rate < 0.7 * VARIANTS[0].learning_rate
 
 
-def test_readme_and_notebook_quote_the_committed_ablation_result():
+def test_benchmarks_page_and_notebook_quote_the_committed_ablation_result():
     """The table in both is the committed JSON's, as the script prints it; every variant has 3 seeds."""
     summary = json.loads((ROOT / "assets" / "ablation_accuracy.json").read_text())
     for variant in summary["variants"]:
         assert variant["after_1_epoch"]["seeds"] == [0, 1, 2], variant["name"]
         assert variant["after_5_epochs"]["seeds"] == [0, 1, 2], variant["name"]
     table = markdown_table(summary)
-    assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert table in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     markdown = [("".join(cell["source"])) for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
                 if cell["cell_type"] == "markdown"]
     assert any(table in text for text in markdown)

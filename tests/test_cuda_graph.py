@@ -1,9 +1,12 @@
-"""The GPU fast path of fit(): which path runs where, and that its pieces compute what the plain loop computes.
+"""Part II (D), the CUDA-graph training step: its pieces compute what Part I's plain loop computes, and a capture
+that fails is reported by its first error and undone.
 
 Capturing and replaying a CUDA graph needs an NVIDIA GPU; everything else runs here on the CPU, including the
-whole graphed training step run without capture, compared with train_one_epoch step for step.
+whole graphed training step run without capture, compared with train_one_epoch step for step, and a failing
+capture, driven through stand-ins for torch.cuda's stream and graph objects.
 """
 
+import contextlib
 import copy
 import math
 
@@ -14,25 +17,6 @@ from notebook_recipe import load_recipe
 
 recipe = load_recipe()
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
-
-
-@pytest.mark.parametrize(("device", "enabled", "expected"), [
-    ("cpu", True, False), ("mps", True, False), ("cuda", True, True), ("cuda:1", True, True), ("cuda", False, False),
-])
-def test_the_graph_path_is_chosen_on_cuda_only_unless_turned_off(device, enabled, expected):
-    assert recipe.uses_cuda_graph(torch.device(device), enabled) is expected
-
-
-def test_fit_on_a_cpu_trains_with_the_plain_loop(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the CUDA-graph path was taken on a CPU")
-
-    monkeypatch.setitem(recipe.fit.__globals__, "CudaGraphTraining", refuse)
-    data = (torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
-    history = recipe.fit(recipe.DigitCNN(), data, data, epochs=1, learning_rate=0.1, batch_size=32,
-                         show_progress=False)
-    assert len(history["seconds"]) == 1
-    assert history["setup_seconds"] <= history["seconds"][0]
 
 
 def recorded_schedule(optimizer, scheduler, steps):
@@ -105,6 +89,23 @@ def test_graphed_steps_run_without_capture_reproduce_the_plain_loop(architecture
     assert training.step_index.item() == total_steps
 
 
+def test_fit_graphed_without_capture_keeps_the_books_of_fit():
+    """Part II's fit_graphed and Part I's fit, on the same seed: the same figures, epoch by epoch."""
+    images, labels = torch.randn(200, 1, 28, 28), torch.randint(0, 10, (200,))
+    runs = {}
+    for name in ("fit", "fit_graphed"):
+        torch.manual_seed(0)
+        model = recipe.DigitCNN()
+        torch.manual_seed(0)
+        options = {"capture": False} if name == "fit_graphed" else {}
+        runs[name] = getattr(recipe, name)(model, (images[:150], labels[:150]), (images[150:], labels[150:]),
+                                           epochs=2, learning_rate=0.1, batch_size=64, **options)
+    assert runs["fit_graphed"]["capture_seconds"] >= 0
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert runs["fit_graphed"][key] == pytest.approx(runs["fit"][key], rel=1e-4), key
+    assert len(runs["fit_graphed"]["seconds"]) == 2
+
+
 def test_graphed_training_puts_the_model_in_training_mode_before_it_records_the_step():
     model = recipe.DigitCNN().eval()  # as evaluate() leaves it
     data = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
@@ -118,8 +119,90 @@ def test_graphed_training_refuses_an_optimiser_it_does_not_implement():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     data = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    with pytest.raises(ValueError, match="CUDA_GRAPH = False"):
+    with pytest.raises(ValueError, match=r"plain SGD only, not Adam.*fit\(\) of Part I"):
         recipe.CudaGraphTraining(model, optimizer, scheduler, *data, batch_size=4, epochs=1, capture=False)
+
+
+class FakeCuda:
+    """Stand-ins for torch.cuda's device, streams and graphs, enough for CudaGraphTraining._capture on a CPU.
+
+    The graph context behaves as torch.cuda.graph does when the captured code fails: on leaving, it raises an
+    error of its own, the one that hides the first."""
+
+    def __init__(self):
+        self.streams, self.captured_on = [], None
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+        def synchronize(self):
+            pass
+
+    class Graph:
+        def replay(self):
+            pass
+
+    def make_stream(self, *args, **kwargs):
+        self.streams.append(self.Stream())
+        return self.streams[-1]
+
+    @contextlib.contextmanager
+    def graph(self, graph, stream=None, **kwargs):
+        self.captured_on = stream
+        try:
+            yield
+        except Exception:
+            raise RuntimeError("operation failed due to a previous error during capture") from None
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "Stream", self.make_stream)
+        monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+        monkeypatch.setattr(torch.cuda, "current_stream", self.Stream)
+        monkeypatch.setattr(torch.cuda, "CUDAGraph", self.Graph)
+        monkeypatch.setattr(torch.cuda, "graph", self.graph)
+
+
+def test_failed_capture_reports_its_first_error_and_undoes_the_warm_up(monkeypatch):
+    fake = FakeCuda()
+    fake.install(monkeypatch)
+    torch.manual_seed(0)
+    model = recipe.DigitCNN()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    calls = []
+    real_forward = model.forward
+
+    def forward_that_fails_when_captured(images):
+        calls.append(len(images))
+        if len(calls) > 3:  # the three warm-up steps pass; the step being captured fails
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        return real_forward(images)
+
+    monkeypatch.setattr(model, "forward", forward_that_fails_when_captured)
+    data = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    with pytest.raises(recipe.CudaGraphError) as caught:
+        recipe.CudaGraphTraining(model, *recipe.sgd_one_cycle(model, 0.1, 2), *data, batch_size=32, epochs=1,
+                                 augment=False)
+    message = str(caught.value)
+    assert "RuntimeError: CUDA error: operation not permitted when stream is capturing" in message
+    assert "previous error during capture" not in message
+    assert "Restart the kernel" in message
+    assert fake.captured_on is fake.streams[0]  # captured on the side stream the warm-up ran on
+    for key, value in model.state_dict().items():  # the warm-up steps were undone
+        assert torch.equal(value, before[key]), key
+
+
+def test_successful_capture_undoes_the_warm_up_too(monkeypatch):
+    FakeCuda().install(monkeypatch)
+    torch.manual_seed(0)
+    model = recipe.DigitCNN()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    data = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    training = recipe.CudaGraphTraining(model, *recipe.sgd_one_cycle(model, 0.1, 2), *data, batch_size=32, epochs=1)
+    assert training.step_index.item() == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
 
 
 # --- on an NVIDIA GPU only ------------------------------------------------------------------------------------
@@ -138,8 +221,8 @@ def test_captured_steps_equal_uncaptured_steps_on_cuda():
         training = recipe.CudaGraphTraining(copy_, *recipe.sgd_one_cycle(copy_, 0.15, 2 * 8), images, labels,
                                             batch_size=128, epochs=2, augment=False, capture=capture)
         torch.manual_seed(1)
-        losses = [training.train_epoch() for _ in range(2)]
-        runs[capture] = losses, copy_.state_dict()
+        figures = [value for _ in range(2) for value in training.train_epoch()]  # loss, accuracy, loss, accuracy
+        runs[capture] = figures, copy_.state_dict()
     assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-3)
     for name, value in runs[False][1].items():
         torch.testing.assert_close(runs[True][1][name], value, rtol=1e-3, atol=1e-4, msg=name)
@@ -147,16 +230,16 @@ def test_captured_steps_equal_uncaptured_steps_on_cuda():
 
 @needs_cuda
 def test_one_graphed_epoch_on_cuda_reaches_the_plain_loops_accuracy(mnist_root):
-    from bench.benchmark import notebook_data
+    from notebook_recipe import notebook_data
 
     device = torch.device("cuda")
-    train, test = notebook_data(recipe, 0, str(mnist_root), device, None)
+    train, test = notebook_data(recipe, 0, str(mnist_root), device)
     accuracies = {}
-    for cuda_graph in (False, True):
+    for trainer in (recipe.fit, recipe.fit_graphed):
         torch.manual_seed(0)
         model = recipe.DigitCNN().to(device)
-        history = recipe.fit(model, train, test, epochs=1, learning_rate=0.15, batch_size=128, show_progress=False,
-                             cuda_graph=cuda_graph)
-        accuracies[cuda_graph] = history["val_accuracy"][-1]
-    assert accuracies[True] >= 0.988, accuracies
-    assert abs(accuracies[True] - accuracies[False]) < 0.004, accuracies
+        torch.manual_seed(0)
+        accuracies[trainer.__name__] = trainer(model, train, test, epochs=1, learning_rate=0.15,
+                                               batch_size=128)["val_accuracy"][-1]
+    assert accuracies["fit_graphed"] >= 0.988, accuracies
+    assert abs(accuracies["fit_graphed"] - accuracies["fit"]) < 0.004, accuracies

@@ -289,7 +289,7 @@ def read_digit(mnist_root):
     in a fresh clone too, where `make run` has saved no model yet."""
     from torchvision import datasets
 
-    from bench.benchmark import notebook_split, train_on_notebook_split
+    from notebook_recipe import notebook_split, train_on_notebook_split
 
     cpu = torch.device("cpu")
     model, history = train_on_notebook_split(recipe, recipe.DigitCNN, 1, 0, str(mnist_root), cpu)

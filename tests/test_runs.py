@@ -1,4 +1,4 @@
-"""End-to-end runs: the notebook with parameters (as `make run` passes them) and the benchmark's smoke run."""
+"""End-to-end runs: the notebook with parameters (as `make run` passes them) and the bench scripts' smoke runs."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import papermill
 import pytest
 import torch
 
-from notebook_recipe import NOTEBOOK, load_recipe
+from notebook_recipe import NOTEBOOK
 
 ROOT = NOTEBOOK.parent
 
@@ -23,19 +23,30 @@ def run_notebook(tmp_path: Path, **parameters) -> str:
     return output.read_text()
 
 
-def test_checkpoint_parameter_evaluates_without_training(tmp_path):
-    """Also asks for CUDA: where there is none, the run says so in one line and goes on on the CPU."""
-    recipe = load_recipe()
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "earlier.pt"
-    recipe.save_checkpoint(recipe.DigitCNN(), checkpoint, 0.1307, 0.3081)
-    text = run_notebook(tmp_path, CHECKPOINT=str(checkpoint), DEVICE="cuda")
-    if not torch.cuda.is_available():
-        assert "notice: device 'cuda' is not available here, using the CPU instead" in text
-    assert "no training in this run" in text
-    assert "No training happened in this run" in text
-    assert "identical predictions: True" in text
-    assert not (tmp_path / "digit_cnn_quick.pt").exists()
+def first_cells(tmp_path: Path, count: int = 4) -> Path:
+    """A copy of the notebook with only its first code cells: parameters, set-up, imports, seed and device (and,
+    with count=5, the loading of MNIST)."""
+    notebook = json.loads(NOTEBOOK.read_text())
+    notebook["cells"] = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"][:count]
+    first = tmp_path / "first-cells.ipynb"
+    first.write_text(json.dumps(notebook))
+    return first
+
+
+def run_set_up(tmp_path: Path, **parameters) -> str:
+    """Execute the notebook's first cells with papermill; return the text of their outputs."""
+    output = tmp_path / "first-cells-executed.ipynb"
+    papermill.execute_notebook(str(first_cells(tmp_path)), str(output), parameters=parameters, cwd=str(ROOT),
+                               progress_bar=False, kernel_name="python3")
+    return output.read_text()
+
+
+def test_a_device_that_is_not_there_falls_back_to_the_cpu_with_a_notice(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    text = run_set_up(tmp_path, DEVICE="cuda")
+    assert "notice: device 'cuda' is not available here, using the CPU instead" in text
+    assert "device: cpu" in text
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
@@ -44,12 +55,11 @@ def test_checkpoint_parameter_evaluates_without_training(tmp_path):
     ("LEARNING_RATE", "fast", "LEARNING_RATE must be a number above 0"),
     ("DEVICE", "tpu", "DEVICE must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
 ])
-def test_nonsense_parameter_stops_at_the_parameters_cell(tmp_path, name, value, message):
+def test_nonsense_parameter_stops_at_the_set_up_cell(tmp_path, name, value, message):
     with pytest.raises(papermill.PapermillExecutionError) as caught:
         run_notebook(tmp_path, **{name: value})
     assert message in str(caught.value)
-    # packages, imports, parameters, injected parameters, then this check: no data touched
-    assert caught.value.exec_count == 5
+    assert caught.value.exec_count == 3  # parameters, injected parameters, then the set-up checks: no data touched
 
 
 def smoke_run(script: str, result: str, output_dir: Path) -> tuple[str, dict]:
@@ -61,24 +71,25 @@ def smoke_run(script: str, result: str, output_dir: Path) -> tuple[str, dict]:
     return done.stdout, json.loads((output_dir / f"{result}.json").read_text())
 
 
-def test_benchmark_smoke_run_writes_results(tmp_path):
-    stdout, summary = smoke_run("bench/benchmark.py", "benchmark", tmp_path)
+def test_speed_benchmark_smoke_run_writes_results(tmp_path):
+    stdout, summary = smoke_run("bench/speed_vs_classic.py", "speed_vs_classic", tmp_path)
     for recipe in ("classic", "notebook"):
         assert summary[recipe]["seconds_per_epoch"] > 0
         assert summary[recipe]["peak_memory_mb"] > 0
     assert 0 < summary["classic"]["final_test_accuracy"] <= 1
     assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
     assert summary["speedup_per_epoch"] > 0
-    assert "notebook_eager" not in summary  # on a CPU the notebook's path is the plain loop: one row
+    assert "notebook_graph" not in summary  # on a CPU there is no CUDA graph: one row for the notebook
     assert "time to 99 %" in stdout
 
 
-def test_benchmark_on_cuda_reports_the_graph_the_plain_loop_and_the_classic_example(tmp_path, monkeypatch, capsys):
+def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classic_example(tmp_path, monkeypatch,
+                                                                                           capsys):
     """The GPU report's bookkeeping, with made-up runs in place of the child processes."""
-    import bench.benchmark as benchmark
+    import bench.speed_vs_classic as benchmark
 
-    per_epoch = {"classic": 2.0, "notebook": 0.3, "notebook-eager": 1.5}
-    setup = {"classic": 0.0, "notebook": 0.8, "notebook-eager": 0.0}
+    per_epoch = {"classic": 2.0, "notebook": 1.5, "notebook-graph": 0.3}
+    setup = {"classic": 0.0, "notebook": 0.0, "notebook-graph": 0.8}
     spawned = []
 
     def fake_spawn(recipe, epochs, seed, args):
@@ -93,17 +104,32 @@ def test_benchmark_on_cuda_reports_the_graph_the_plain_loop_and_the_classic_exam
     monkeypatch.setattr("mnist_data.ensure_mnist", lambda root: None)
     args = benchmark.parse_args(["--device", "cuda", "--epochs", "4", "--seeds", "2", "--output-dir", str(tmp_path)])
     summary = benchmark.main(args)
-    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-eager"}
-    graph, plain = summary["notebook"], summary["notebook_eager"]
+    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-graph"}
+    plain, graph = summary["notebook"], summary["notebook_graph"]
     assert graph["time_to_target_s"] == pytest.approx(0.3 * 2 + 0.8)  # 2 epochs to 99 %, capture included
     assert graph["setup_seconds"] == pytest.approx(0.8)
     assert plain["time_to_target_s"] == pytest.approx(1.5 * 2)
-    assert summary["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 1.4)
-    assert summary["speedup_time_to_target_eager"] == pytest.approx(summary["classic"]["time_to_target_s"] / 3.0)
+    assert summary["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 3.0)
+    assert summary["speedup_time_to_target_graph"] == pytest.approx(summary["classic"]["time_to_target_s"] / 1.4)
     printed = capsys.readouterr().out
-    assert "notebook recipe, CUDA graph" in printed
     assert "notebook recipe, plain loop" in printed
+    assert "notebook recipe, CUDA graph" in printed
     assert "set-up (in the first epoch's time) 0.80 s" in printed
+
+
+def test_graphed_benchmark_run_counts_the_capture_in_the_first_epoch(monkeypatch):
+    """run_notebook's child result: the warm-up and capture time is added to the first epoch's training time."""
+    import bench.speed_vs_classic as benchmark
+    import notebook_recipe
+
+    def fake_training(recipe, make_model, epochs, seed, data_root, device, limit, trainer):
+        assert trainer.__name__ == "fit_graphed"
+        return None, {"seconds": [1.0, 1.0], "val_accuracy": [0.99, 0.995], "capture_seconds": 0.5}
+
+    monkeypatch.setattr(notebook_recipe, "train_on_notebook_split", fake_training)
+    result = benchmark.run_notebook(2, 0, "data", "cpu", None, graphed=True)
+    assert result["epoch_seconds"] == [1.5, 1.0]
+    assert result["setup_seconds"] == 0.5
 
 
 def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):

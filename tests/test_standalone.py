@@ -99,12 +99,12 @@ def test_hidden_package_looks_uninstalled(tmp_path):
     assert done.stdout.strip() == "No module named 'torchviz'"
 
 
-def test_packages_cell_installs_missing_packages_only_in_a_hosted_session(tmp_path):
-    """The notebook's first code cell, alone, with torchviz hidden: Kaggle's marker makes it call pip."""
+def test_set_up_cell_installs_missing_packages_only_in_a_hosted_session(tmp_path, mnist_root):
+    """The notebook's parameters and set-up cells, alone, with torchviz hidden: Kaggle's marker makes it call pip."""
     notebook = json.loads(NOTEBOOK.read_text())
-    first = next(cell for cell in notebook["cells"] if cell["cell_type"] == "code")
-    notebook["cells"] = [first]
-    single = tmp_path / "packages.ipynb"
+    notebook["cells"] = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"][:2]
+    assert "setup" in notebook["cells"][1]["metadata"]["tags"]
+    single = tmp_path / "set-up.ipynb"
     single.write_text(json.dumps(notebook))
     site = tmp_path / "site"
     site.mkdir()
@@ -114,7 +114,8 @@ def test_packages_cell_installs_missing_packages_only_in_a_hosted_session(tmp_pa
         env = {key: value for key, value in os.environ.items() if key != "KAGGLE_KERNEL_RUN_TYPE"}
         env.update(PYTHONPATH=str(site), **marker)
         done = subprocess.run([sys.executable, "-m", "papermill", str(single), str(tmp_path / f"{where}.ipynb"),
-                               "--no-progress-bar", "-k", "python3", "--log-output"],
+                               "--no-progress-bar", "-k", "python3", "--log-output", "-p", "DATA_ROOT",
+                               str(mnist_root)],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         texts[where] = done.stdout + done.stderr

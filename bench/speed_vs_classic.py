@@ -1,13 +1,14 @@
-"""Benchmark: the notebook's recipe against the classic PyTorch MNIST example, trained on one machine.
+"""Speed: the notebook's recipe against the classic PyTorch MNIST example, trained on one machine in one run.
 
 For each recipe it reports training seconds per epoch, the training time to reach 99.0 % test accuracy,
 the final test accuracy and the peak memory, then the ratios. Each training run happens in a child
 process of its own, so that peak memory is measured per run. On an NVIDIA GPU the notebook's recipe runs
-twice: as the notebook runs it there (each step replayed as a CUDA graph; the warm-up and capture are
-counted in the training time and also reported on their own) and with the plain loop.
+twice: with Part I's plain loop, and with each step replayed as a CUDA graph (Part II (D); the warm-up and
+capture are counted in the training time and also reported on their own).
 
-    python bench/benchmark.py            # full benchmark (17 minutes on a 2-core CPU)
-    python bench/benchmark.py --quick    # smoke run on a few thousand images (under a minute)
+    python bench/speed_vs_classic.py            # the full run (make bench; about 20 minutes on a 2-core CPU)
+    python bench/speed_vs_classic.py --seeds 5  # the notebook's recipe with seeds 0 to 4
+    python bench/speed_vs_classic.py --quick    # smoke run on a few thousand images (under a minute)
 """
 
 from __future__ import annotations
@@ -99,64 +100,22 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
 
 # --- the notebook's recipe, executed from the notebook's own cells -----------------------------
 
-def notebook_split(images, seed: int):
-    """The notebook's seeded choice of 55,000 of the 60,000 training images, and their pixels' mean and std."""
-    import torch
-
-    train_index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:55_000]
-    pixels = images[train_index].float() / 255
-    return train_index, pixels.mean().item(), pixels.std().item()
-
-
-def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None):
-    """The notebook's split and normalisation: (train images, labels) and (test images, labels) on the device."""
-    from torchvision import datasets
-
-    train_set = datasets.MNIST(data_root, train=True)
-    test_set = datasets.MNIST(data_root, train=False)
-    train_index, mean, std = notebook_split(train_set.data, seed)
-    test_images, test_labels = test_set.data, test_set.targets
-    if limit:
-        train_index = train_index[:limit]
-        test_images, test_labels = test_images[: limit // 2], test_labels[: limit // 2]
-    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device),
-                  train_set.targets[train_index].to(device))
-    test_data = (recipe.to_model_input(test_images, mean, std, device), test_labels.to(device))
-    return train_data, test_data
-
-
-def train_on_notebook_split(recipe, make_model, epochs: int, seed: int, data_root: str, device,
-                            limit: int | None = None, **fit_options):
-    """make_model() trained as the notebook trains: its split, its seeding, fit() at its default learning rate
-    and batch size, the test set evaluated after every epoch. Returns the model and fit()'s history."""
-    import torch
-
-    from notebook_recipe import notebook_parameters
-
-    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
-    parameters = notebook_parameters()
-    torch.manual_seed(seed)
-    model = make_model().to(device)
-    torch.manual_seed(seed)  # as the notebook does right before training
-    history = recipe.fit(model, train_data, test_data, epochs, parameters["LEARNING_RATE"], parameters["BATCH_SIZE"],
-                         show_progress=False, **fit_options)
-    return model, history
-
-
 def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None,
-                 cuda_graph: bool = True) -> dict:
-    """The notebook's data preparation, model and fit(), with the test set evaluated after every epoch."""
+                 graphed: bool = False) -> dict:
+    """The notebook's data preparation, model and fit() (or, with graphed, Part II's fit_graphed), with the test set
+    evaluated after every epoch."""
     import torch
 
-    from notebook_recipe import load_recipe
+    from notebook_recipe import load_recipe, train_on_notebook_split
 
     recipe = load_recipe()
     device = torch.device(device_name)
     _, history = train_on_notebook_split(recipe, recipe.DigitCNN, epochs, seed, data_root, device, limit,
-                                         name=f"{epochs} epochs", cuda_graph=cuda_graph)
+                                         trainer=recipe.fit_graphed if graphed else recipe.fit)
     synchronize(device)
-    return {"epoch_seconds": history["seconds"], "test_accuracy": history["val_accuracy"],
-            "setup_seconds": history["setup_seconds"]}
+    setup = history.get("capture_seconds", 0.0)  # the CUDA graph's warm-up and capture: training time too
+    return {"epoch_seconds": [history["seconds"][0] + setup, *history["seconds"][1:]],
+            "test_accuracy": history["val_accuracy"], "setup_seconds": setup}
 
 
 def synchronize(device) -> None:
@@ -183,7 +142,7 @@ def child_main(args: argparse.Namespace) -> None:
         result = run_classic(args.epochs, args.seed, args.data_root, args.device, args.limit)
     else:
         result = run_notebook(args.epochs, args.seed, args.data_root, args.device, args.limit,
-                              cuda_graph=args.child == "notebook")
+                              graphed=args.child == "notebook-graph")
     result["peak_memory_mb"] = peak_memory_mb(args.device)
     print(json.dumps(result))
 
@@ -219,7 +178,7 @@ def main(args: argparse.Namespace) -> dict:
     print(f"classic PyTorch example: {args.classic_epochs} epochs, seed 1", flush=True)
     classic = spawn("classic", args.classic_epochs, 1, args)
 
-    recipes = ["notebook", "notebook-eager"] if args.device.startswith("cuda") else ["notebook"]
+    recipes = ["notebook", "notebook-graph"] if args.device.startswith("cuda") else ["notebook"]
     results = {recipe: measure_notebook(recipe, seeds, args) for recipe in recipes}
     classic_time = time_to_target(classic["epoch_seconds"], classic["test_accuracy"])
     summary = {
@@ -249,7 +208,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def measure_notebook(recipe: str, seeds: list[int], args: argparse.Namespace) -> tuple[list[dict], list[dict | None]]:
     """Full-length runs for every seed, then per seed the shortest run (in whole epochs) that reaches TARGET."""
-    label = "notebook recipe" + (", plain loop" if recipe == "notebook-eager" else "")
+    label = "notebook recipe" + (", CUDA graph" if recipe == "notebook-graph" else "")
     print(f"{label}: {args.epochs} epochs, seeds {seeds}", flush=True)
     full_runs = [spawn(recipe, args.epochs, seed, args) for seed in seeds]
     print(f"{label}: shortest run reaching {TARGET:.0%}, seeds {seeds}", flush=True)
@@ -308,9 +267,9 @@ def report(summary: dict) -> None:
     print(f"{'recipe':<28}{'s/epoch':>9}{'time to 99 %':>14}{'final test accuracy':>26}{'peak memory':>14}")
     print(f"{'classic example':<28}{theirs['seconds_per_epoch']:>9.1f}{seconds(theirs['time_to_target_s']):>14}"
           f"{theirs['final_test_accuracy']:>20.2%} ({theirs['epochs']} ep){theirs['peak_memory_mb']:>9.0f} MB")
-    graphed = "notebook_eager" in summary  # on CUDA: the notebook's own path is the CUDA graph
-    for key, label in (("notebook", "notebook recipe, CUDA graph" if graphed else "notebook recipe"),
-                       ("notebook_eager", "notebook recipe, plain loop")):
+    on_gpu = "notebook_graph" in summary  # on CUDA the recipe also runs with Part II's CUDA-graph step
+    for key, label in (("notebook", "notebook recipe, plain loop" if on_gpu else "notebook recipe"),
+                       ("notebook_graph", "notebook recipe, CUDA graph")):
         if key not in summary:
             continue
         ours, suffix = summary[key], key.removeprefix("notebook")
@@ -337,7 +296,7 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     import matplotlib.pyplot as plt
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "benchmark.json").write_text(json.dumps(summary, indent=2))
+    (output_dir / "speed_vs_classic.json").write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for run, label in ((classic, "classic PyTorch example"), (ours, "notebook recipe (seed 0)")):
         elapsed = [sum(run["epoch_seconds"][: i + 1]) for i in range(len(run["epoch_seconds"]))]
@@ -348,8 +307,8 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output_dir / "benchmark.png", dpi=90)
-    print(f"wrote {output_dir / 'benchmark.json'} and {output_dir / 'benchmark.png'}")
+    fig.savefig(output_dir / "speed_vs_classic.png", dpi=90)
+    print(f"wrote {output_dir / 'speed_vs_classic.json'} and {output_dir / 'speed_vs_classic.png'}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -363,7 +322,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--output-dir", default="outputs")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["classic", "notebook", "notebook-eager"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["classic", "notebook", "notebook-graph"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:

@@ -4,7 +4,7 @@ Times training steps of DigitCNN in the default and the channels-last memory lay
 results), and one epoch of feeding batches from a DataLoader with per-image transforms against slicing
 a tensor held in memory. Prints seconds and ratios.
 
-    python bench/ablation.py          (or: make ablation)
+    python bench/speed_ablation.py          (or: make ablation-speed)
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""The shape of the notebook: the lesson first (Part I, short and plain), the plumbing in one set-up cell, and Part
+II in optional sections. Read from the committed notebook and its saved outputs."""
+
+import ast
+import json
+import re
+
+import pytest
+
+from notebook_recipe import NOTEBOOK
+
+CELLS = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def output_text(cell: dict) -> str:
+    return "\n".join("".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+                     for output in cell.get("outputs", []))
+
+
+def hidden(cell: dict) -> bool:
+    metadata = cell.get("metadata", {})
+    return bool(metadata.get("jupyter", {}).get("source_hidden")) or metadata.get("cellView") == "form"
+
+
+PART_TWO = next(index for index, cell in enumerate(CELLS)
+                if cell["cell_type"] == "markdown" and source(cell).startswith("# Part II"))
+PART_ONE = CELLS[:PART_TWO]
+FIRST_TEST_ACCURACY = next(index for index, cell in enumerate(CELLS)
+                           if cell["cell_type"] == "code" and re.search(r"(?i)test accuracy", output_text(cell)))
+
+
+def test_a_tested_network_comes_within_the_first_30_percent_of_the_cells_and_150_visible_code_lines():
+    assert FIRST_TEST_ACCURACY / len(CELLS) <= 0.30, (FIRST_TEST_ACCURACY, len(CELLS))
+    visible = [line for cell in CELLS[:FIRST_TEST_ACCURACY + 1] if cell["cell_type"] == "code" and not hidden(cell)
+               for line in source(cell).splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(visible) <= 150, len(visible)
+
+
+def test_the_plumbing_is_one_hidden_set_up_cell_near_the_top_that_says_what_it_does():
+    hidden_cells = [index for index, cell in enumerate(CELLS) if hidden(cell)]
+    assert len(hidden_cells) == 1
+    cell = CELLS[hidden_cells[0]]
+    assert hidden_cells[0] < 5
+    assert "setup" in cell["metadata"]["tags"]
+    first_line = source(cell).splitlines()[0]
+    assert first_line.startswith("#@title Set-up checks")
+    assert "no need to read" in first_line
+
+
+def test_no_function_in_part_one_is_longer_than_20_lines():
+    for cell in PART_ONE:
+        if cell["cell_type"] != "code":
+            continue
+        tree = ast.parse(re.sub(r"^(\s*)%", r"\1# %", source(cell), flags=re.M))  # IPython's %magics aside
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                length = node.end_lineno - node.lineno + 1 + len(node.decorator_list)
+                assert length <= 20, f"{node.name} is {length} lines"
+
+
+def test_part_one_holds_no_cuda_graph_code():
+    text = "\n".join(source(cell) for cell in PART_ONE if cell["cell_type"] == "code")
+    for word in ("CUDAGraph", "CudaGraph", "cuda.graph", "capture", "fit_graphed"):
+        assert word not in text, word
+
+
+def test_every_part_two_section_says_it_is_optional_and_needs_only_part_one():
+    headings = [line for cell in CELLS[PART_TWO:] if cell["cell_type"] == "markdown"
+                for line in source(cell).splitlines() if line.startswith("## ")]
+    sections = [heading for heading in headings if re.match(r"## [A-E]\. ", heading)]
+    assert [heading[3] for heading in sections] == list("ABCDE")
+    for heading in sections:
+        assert heading.endswith("(optional; needs only Part I)"), heading
+
+
+def test_nbval_output_checks_are_cell_tags_not_comments():
+    tagged = [cell for cell in CELLS if "nbval-check-output" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) >= 5
+    assert not [cell for cell in CELLS if "NBVAL_" in source(cell)]
+
+
+def test_part_one_ends_with_a_recap_and_questions_with_folded_answers():
+    questions = [cell for cell in PART_ONE if cell["cell_type"] == "markdown"
+                 and re.match(r"\*\*\d+\.\*\*", source(cell).lstrip())]
+    assert 8 <= len(questions) <= 10
+    assert all("<details>" in source(cell) and "</details>" in source(cell) for cell in questions)
+    assert any(source(cell).startswith("## 9. Recap") for cell in PART_ONE)
+
+
+@pytest.mark.parametrize("name", ["to_model_input", "batches", "random_affine", "DigitCNN", "train_one_epoch",
+                                  "evaluate", "fit", "save_checkpoint", "load_checkpoint"])
+def test_the_teaching_code_is_visible_in_part_one(name):
+    defined = [cell for cell in PART_ONE if cell["cell_type"] == "code"
+               and re.search(rf"^(def|class) {name}\b", source(cell), flags=re.M)]
+    assert len(defined) == 1
+    assert not hidden(defined[0])
+    assert "recipe" in defined[0]["metadata"]["tags"]
