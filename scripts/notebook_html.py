@@ -11,7 +11,6 @@ drawing canvas, a live widget, cannot work in a static page, so none of their sc
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,10 @@ from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from notebook_recipe import load_recipe  # noqa: E402
+
 NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
 # JupyterLab's look, without the scripts it would fetch from a CDN (require.js for widgets, MathJax, Mermaid).
 STATIC_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
@@ -48,15 +51,11 @@ def notebook_html(notebook: Path) -> str:
 
 
 def write_html(notebook: Path, target: Path) -> None:
-    """Write the page through a temporary file, so that the target is never half written."""
+    """Write the page through a temporary file of its own (the notebook's atomic_write), so that the target is never
+    half written, even with two writers at once."""
     page = notebook_html(notebook)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with load_recipe().atomic_write(target) as temporary:
+        temporary.write_text(page, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:

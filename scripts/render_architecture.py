@@ -18,10 +18,8 @@ def main(target: Path = ROOT / "assets" / "architecture.svg") -> None:
     recipe = load_recipe()
     torch.manual_seed(0)
     graph = recipe.architecture_graph(recipe.DigitCNN(), torch.zeros(1, 1, 28, 28))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(graph.pipe(format="svg"))
-    partial.replace(target)
+    with recipe.atomic_write(target) as temporary:
+        temporary.write_bytes(graph.pipe(format="svg"))
     print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e3:.0f} kB)")
 
 

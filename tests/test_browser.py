@@ -130,18 +130,24 @@ def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, frontend):
                 " return kernel && kernel.connectionStatus === 'connected'; }", timeout=120_000)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
-            canvas = page.locator(".jp-OutputArea-output canvas").first
-            canvas.wait_for(state="visible", timeout=300_000)  # every cell above it runs first (quick mode)
-            page.wait_for_timeout(500)
-            draw_a_one(page, canvas)
-            prediction = page.locator(".digit-prediction")
-            prediction.wait_for(state="visible", timeout=60_000)
-            text = prediction.inner_text()
             screenshot.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(screenshot))
+            try:
+                canvas = page.locator(".jp-OutputArea-output canvas").first
+                canvas.wait_for(state="visible", timeout=180_000)  # every cell above it runs first (quick mode)
+                # the browser told the kernel that it drew the canvas: the "not loaded" text has gone
+                page.get_by_text("draw a digit", exact=True).wait_for(state="visible", timeout=30_000)
+                page.wait_for_timeout(500)
+                draw_a_one(page, canvas)
+                prediction = page.locator(".digit-prediction")
+                prediction.wait_for(state="visible", timeout=60_000)
+                text = prediction.inner_text()
+                page.screenshot(path=str(screenshot))
 
-            page.get_by_role("button", name="Clear").click()
-            prediction.wait_for(state="detached", timeout=30_000)
+                page.get_by_role("button", name="Clear").click()
+                prediction.wait_for(state="detached", timeout=30_000)
+            except Exception:
+                page.screenshot(path=str(screenshot.with_name(f"{screenshot.stem}_failed.png")), full_page=True)
+                raise
         finally:
             browser.close()
     assert text.startswith("prediction: 1"), text  # a vertical stroke reads as a 1

@@ -1,5 +1,7 @@
 """Tests of the notebook's "own handwriting" code: MNIST-style preprocessing and the drawing pad."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -361,3 +363,74 @@ def test_ordinary_strokes_are_not_thickened(mnist_digits):
     unchanged = [np.array_equal(recipe.mnist_style(on_large_canvas(d, 3.0, 10, 10)),
                                 recipe.mnist_style(on_large_canvas(d, 3.0, 10, 10), thicken=False)) for d in digits]
     assert np.mean(unchanged) >= 0.95
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_path):
+    """A FIFO would make Pillow wait for a writer forever: it is refused at once."""
+    import threading
+
+    fifo = tmp_path / "camera.png"
+    os.mkfifo(fifo)
+    caught = []
+
+    def read() -> None:
+        try:
+            recipe.mnist_style(fifo)
+        except ValueError as error:
+            caught.append(str(error))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "reading a FIFO hung"
+    assert len(caught) == 1
+    assert "camera.png is not a regular file" in caught[0]
+    with pytest.raises(ValueError, match="is not a regular file"):
+        recipe.mnist_style(tmp_path)  # a folder
+
+
+def test_a_decompression_bomb_is_refused_naming_the_file(tmp_path, monkeypatch):
+    import PIL.Image
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((200, 200), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1_000)  # 40,000 pixels are then a bomb, as a real one is
+    with pytest.raises(ValueError, match=r"huge\.png has too many pixels to be read safely"):
+        recipe.mnist_style(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_tensors_are_read(mnist_digits, dtype):
+    digits, _ = mnist_digits
+    image = on_large_canvas(digits[6], 2.0, 10, 30)
+    expected = recipe.mnist_style(image)
+    treated = recipe.mnist_style(torch.from_numpy(image / 255).to(dtype))
+    assert np.abs(treated - expected).mean() < 0.02
+
+
+def test_a_digit_too_small_to_read_is_refused(mnist_digits):
+    digits, _ = mnist_digits
+    for size, refused in ((8, True), (10, True), (16, False)):  # the MNIST field; its digit is 20/28 of it
+        canvas = np.zeros((60, 60), dtype=np.uint8)
+        canvas[20:20 + size, 20:20 + size] = np.asarray(Image.fromarray(digits[7]).resize((size, size), Image.BILINEAR))
+        if refused:
+            with pytest.raises(ValueError, match=r"too small to read"):
+                recipe.mnist_style(canvas)
+        else:
+            assert recipe.mnist_style(canvas).shape == (28, 28)
+
+
+def test_photos_of_a_blank_sheet_are_not_read_as_a_digit():
+    """Sheets made as the notebook's disguised photos are, with no digit on them: every one is refused."""
+    rng = np.random.default_rng(3)
+    blank = np.zeros((28, 28), dtype=np.uint8)
+    for _ in range(100):
+        with pytest.raises(ValueError, match="no digit found"):
+            recipe.mnist_style(recipe.disguise_as_photo(blank, rng))
+
+
+def test_disguised_photos_of_digits_are_all_still_accepted(mnist_digits):
+    digits, _ = mnist_digits
+    rng = np.random.default_rng(4)
+    for digit in digits:
+        assert recipe.mnist_style(recipe.disguise_as_photo(digit, rng)).shape == (28, 28)

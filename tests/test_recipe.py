@@ -5,6 +5,7 @@ import os
 import pickle
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +201,113 @@ def test_notebook_never_hard_codes_a_device_or_waits_for_input():
     for forbidden in (r"(?<![\w.])input\(", r"getpass", r"\.cuda\(\)", r"device\(.cuda", r"\.to\(.cuda",
                       r"plt\.show\(block"):
         assert not re.search(forbidden, source), forbidden
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda saved: saved.pop("mean"), r"'mean' is missing"),
+    (lambda saved: saved.pop("std"), r"'std' is missing"),
+    (lambda saved: saved.update(mean="0.13"), r"'mean' is '0\.13'"),
+    (lambda saved: saved.update(std=0.0), r"'std' is 0\.0"),
+    (lambda saved: saved.update(std=-0.3), r"'std' is -0\.3"),
+    (lambda saved: saved.update(mean=float("nan")), r"'mean' is nan"),
+    (lambda saved: saved.update(std=True), r"'std' is True"),
+])
+def test_checkpoint_without_usable_normalisation_is_refused_naming_it(trained, change, message):
+    _model, path = trained
+    saved = torch.load(path, weights_only=True)
+    change(saved)
+    torch.save(saved, path)
+    fresh = recipe.DigitCNN()
+    before = {key: value.clone() for key, value in fresh.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"no usable normalisation constants: .*{message}"):
+        recipe.load_checkpoint(path, fresh, CPU)
+    assert all(torch.equal(before[key], value) for key, value in fresh.state_dict().items())  # model untouched
+
+
+def test_the_readme_example_works_on_every_checkpoint_that_loads(trained):
+    """docs/handwriting.md's lines: load_checkpoint, then predict_digit with the saved mean and std."""
+    _model, path = trained
+    model = recipe.DigitCNN()
+    saved = recipe.load_checkpoint(path, model, CPU)
+    image = np.full((100, 80), 255, dtype=np.uint8)
+    image[20:80, 36:44] = 0  # a dark bar on white paper: a 1
+    digit, probabilities = recipe.predict_digit(model, image, saved["mean"], saved["std"], CPU)
+    assert 0 <= digit <= 9
+    assert np.isfinite(probabilities).all()
+    assert abs(probabilities.sum() - 1) < 1e-5
+
+
+def test_a_checkpoint_path_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"pipe\.pt is not a regular file"):
+        recipe.load_checkpoint(fifo, recipe.DigitCNN(), CPU)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        recipe.load_checkpoint(tmp_path, recipe.DigitCNN(), CPU)
+
+
+def test_two_writers_saving_one_checkpoint_at_once_never_clash_nor_show_a_reader_half_a_file(tmp_path):
+    """Two runs saving the same model at once, while a third loads it: every save and every load succeeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "digit_cnn.pt"
+    models = [recipe.DigitCNN() for _ in range(2)]
+    recipe.save_checkpoint(models[0], path, 0.13, 0.31)
+
+    def write(model) -> int:
+        for _ in range(25):
+            recipe.save_checkpoint(model, path, 0.13, 0.31)
+        return 25
+
+    def read(_) -> int:
+        for _ in range(50):
+            recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        return 50
+
+    with ThreadPoolExecutor(3) as pool:
+        done = [pool.submit(write, models[0]), pool.submit(write, models[1]), pool.submit(read, None)]
+        assert [future.result(timeout=120) for future in done] == [25, 25, 50]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())  # as a file written in place
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_a_save_into_a_folder_that_cannot_be_written_names_the_file(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=rf"cannot write {re.escape(str(blocker))}/model\.pt: .*OUTPUT_DIR"):
+        recipe.save_checkpoint(recipe.DigitCNN(), blocker / "model.pt", 0.13, 0.31)
+    assert blocker.read_text() == "not a folder"
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)  # what a folder without write permission gives a user
+    with pytest.raises(PermissionError, match=r"cannot write .*model\.pt: Permission denied"):
+        recipe.save_checkpoint(recipe.DigitCNN(), tmp_path / "model.pt", 0.13, 0.31)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_training_that_diverges_stops_naming_the_learning_rate(capsys):
+    images, labels = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    torch.manual_seed(0)
+    expected = r"training diverged; the learning rate 1e\+30 \(LEARNING_RATE; .*\) is too high"
+    with pytest.raises(FloatingPointError, match=expected):
+        recipe.fit(recipe.DigitCNN(), (images, labels), (images[:64], labels[:64]), epochs=2, learning_rate=1e30,
+                   batch_size=64)
+
+
+def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_root, capsys):
+    from notebook_recipe import notebook_data
+
+    train, test = notebook_data(recipe, 0, str(mnist_root), CPU, limit=2_000)
+    torch.manual_seed(0)
+    recipe.fit(recipe.DigitCNN(), train, test, epochs=1, learning_rate=10, batch_size=128)
+    printed = capsys.readouterr().out
+    assert "no better than guessing among 10 digits: the learning rate 10 (LEARNING_RATE; the recipe's is 0.15) is " \
+           "probably too high" in printed

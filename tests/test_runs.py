@@ -1,6 +1,7 @@
 """End-to-end runs: the notebook with parameters (as `make run` passes them) and the bench scripts' smoke runs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,73 @@ def run_set_up(tmp_path: Path, **parameters) -> str:
     return output.read_text()
 
 
+def run_command_line(tmp_path: Path, *parameters: str, count: int = 4, env: dict | None = None):
+    """The notebook's first cells through papermill's command line, which types each `-p NAME VALUE` as `make run`
+    hands them over (True and False, whole numbers and decimals become Python values; the rest stays text)."""
+    pairs = [word for parameter in parameters for word in ("-p", *parameter.split("=", 1))]
+    return subprocess.run([sys.executable, "-m", "papermill", str(first_cells(tmp_path, count)),
+                           str(tmp_path / "executed.ipynb"), "--cwd", str(ROOT), "-k", "python3", "--no-progress-bar",
+                           "--log-output", *pairs],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
 def test_a_device_that_is_not_there_falls_back_to_the_cpu_with_a_notice(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     text = run_set_up(tmp_path, DEVICE="cuda")
-    assert "notice: device 'cuda' is not available here, using the CPU instead" in text
+    assert "notice: device 'cuda' cannot be used here (there is no NVIDIA GPU here): using the CPU instead" in text
+    assert "device: cpu" in text
+
+
+@pytest.mark.parametrize(("values", "messages"), [
+    (["DEVICE=auto:0", "SEED=4294967296", "QUICK=false", "EPOCHS=2.5"],
+     ["DEVICE must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number), not 'auto:0'",
+      "SEED must be a whole number from 0 to 4294967295 (the seeds NumPy accepts), not 4294967296",
+      "QUICK must be True or False (on the command line QUICK=True or QUICK=False, with a capital letter, which "
+      "papermill reads as a truth value), not 'false'",
+      "EPOCHS must be a whole number of at least 1, not 2.5"]),
+    (["DEVICE=cuda:x", "QUICK=yes", "LEARNING_RATE=-1", "DATA_ROOT="],
+     ["not 'cuda:x'", "reads as a truth value), not 'yes'", "LEARNING_RATE must be a number above 0 and at most "
+      "10, not -1", "DATA_ROOT must be a folder's path, as text, not ''"]),
+])
+def test_command_line_values_the_notebook_cannot_use_are_all_named_at_once(tmp_path, values, messages):
+    done = run_command_line(tmp_path, *values)
+    assert done.returncode != 0
+    for message in messages:
+        assert message in done.stdout + done.stderr, message
+    assert "device:" not in done.stdout + done.stderr  # stopped at the set-up cell, before the device is chosen
+
+
+def test_command_line_values_the_notebook_can_use_pass_and_a_data_root_under_home_is_expanded(tmp_path, mnist_root):
+    home = tmp_path / "home"
+    (home / "mnist").mkdir(parents=True)
+    (home / "mnist" / "MNIST").symlink_to(mnist_root / "MNIST")
+    done = run_command_line(tmp_path, "QUICK=True", "SEED=4294967295", "DEVICE=cpu", "DATA_ROOT=~/mnist", count=5,
+                            env={"HOME": str(home)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training images (60000, 28, 28)" in done.stdout + done.stderr
+    assert not (ROOT / "~").exists()
+
+
+def test_a_gpu_that_this_torch_build_cannot_drive_is_named_in_one_line_and_the_cpu_trains(tmp_path):
+    """A P100 (compute capability 6.0), as some hosted notebooks still hand out, under a torch without its kernels:
+    torch.cuda looks like that from sitecustomize, inside the kernel."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import torch\n"
+        "torch.cuda.is_available = lambda: True\n"
+        "torch.cuda.device_count = lambda: 1\n"
+        "torch.cuda.get_device_capability = lambda device=None: (6, 0)\n"
+        "torch.cuda.get_device_name = lambda device=None: 'Tesla P100-PCIE-16GB'\n"
+        "torch.cuda.get_arch_list = lambda: ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']\n")
+    done = run_command_line(tmp_path, env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = done.stdout + done.stderr
+    notes = [line for line in text.splitlines() if "P100" in line]
+    assert len(notes) == 1, notes
+    assert "Tesla P100-PCIE-16GB (compute capability 6.0)" in notes[0]
+    assert "using the CPU" in notes[0]
     assert "device: cpu" in text
 
 
@@ -53,7 +116,8 @@ def test_a_device_that_is_not_there_falls_back_to_the_cpu_with_a_notice(tmp_path
     ("EPOCHS", 0, "EPOCHS must be a whole number of at least 1"),
     ("BATCH_SIZE", 0, "BATCH_SIZE must be a whole number from 1 to 60000"),
     ("LEARNING_RATE", "fast", "LEARNING_RATE must be a number above 0"),
-    ("DEVICE", "tpu", "DEVICE must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ("DEVICE", "tpu", "DEVICE must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'"),
+    ("QUICK", "false", "QUICK must be True or False (on the command line"),
 ])
 def test_nonsense_parameter_stops_at_the_set_up_cell(tmp_path, name, value, message):
     with pytest.raises(papermill.PapermillExecutionError) as caught:
