@@ -13,7 +13,7 @@ OUT := $(or $(OUTPUT_DIR),outputs)
 PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE QUICK,\
             $(if $($(p)),-p $(p) $($(p))))
 
-.PHONY: run test lint html lab bench ablation-speed ablation-accuracy assets graphviz clean
+.PHONY: run test lint html lab bench ablation-speed ablation-accuracy assets graphviz floors clean
 
 run: $(VENV)/.installed graphviz
 	mkdir -p $(OUT)
@@ -73,3 +73,20 @@ graphviz:
 
 clean:
 	rm -rf $(OUT)
+
+# The floor check: the lowest versions that requirements.txt allows (torch and torchvision as `make` installs them:
+# scripts/floor_requirements.py), in an environment of their own, where the quick notebook must run and the canvas
+# must work in a real browser. .ci/run runs it before `make test`.
+FLOORS := .venv-floors
+floors: graphviz
+	rm -rf $(FLOORS)
+	$(PYTHON) -m venv $(FLOORS)
+	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) scripts/floor_requirements.py requirements.txt > $(FLOORS)/requirements-floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet -r $(FLOORS)/requirements-floors.txt
+	$(FLOORS)/bin/python -m pip freeze > $(FLOORS)/installed.txt
+	mkdir -p $(OUT)/floors
+	MNIST_QUICK=1 MNIST_PROGRESS=0 $(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(OUT)/floors/$(NOTEBOOK) \
+	    --no-progress-bar -k python3
+	$(FLOORS)/bin/python -m pytest tests/test_browser.py -k drawing_on_the_canvas
+	@echo "floor check passed with: $$(grep -E -i '^(jupyterlab|notebook|ipycanvas|ipywidgets|numpy|matplotlib)==' $(FLOORS)/installed.txt | tr '\n' ' ')"
