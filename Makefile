@@ -10,16 +10,21 @@ BIN := $(VENV)/bin
 NOTEBOOK := HandWrittenDigitsRecognition.ipynb
 OUT := $(or $(OUTPUT_DIR),outputs)
 
+# A value as one shell word, whatever spaces or quotes it holds (it's -> 'it'\''s'): DATA_ROOT='my data' and
+# OUTPUT_DIR='my outputs' reach papermill and mkdir whole.
+quote = '$(subst ','\'',$(1))'
+QOUT := $(call quote,$(OUT))
+
 PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE QUICK,\
-            $(if $($(p)),-p $(p) $($(p))))
+            $(if $($(p)),-p $(p) $(call quote,$($(p)))))
 
 .PHONY: run test lint html lab bench ablation-speed ablation-accuracy assets graphviz floors clean
 
 run: $(VENV)/.installed graphviz
-	mkdir -p $(OUT)
-	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(OUT)/$(NOTEBOOK) $(PARAMS) \
+	mkdir -p $(QOUT)
+	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/$(NOTEBOOK)) $(PARAMS) \
 	    --no-progress-bar --log-output --request-save-on-cell-execute
-	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(OUT)/$(NOTEBOOK)
+	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(call quote,$(OUT)/$(NOTEBOOK))
 
 test: lint graphviz
 	$(BIN)/python -m pytest
@@ -30,14 +35,14 @@ lint: $(VENV)/.installed
 
 # The committed notebook, with its outputs, as one self-contained HTML page for readers.
 html: $(VENV)/.installed
-	$(BIN)/python scripts/notebook_html.py --output $(OUT)/$(basename $(NOTEBOOK)).html
+	$(BIN)/python scripts/notebook_html.py --output $(call quote,$(OUT)/$(basename $(NOTEBOOK)).html)
 
 lab: $(VENV)/.installed graphviz
 	$(BIN)/python -m jupyter lab $(NOTEBOOK)
 
 # The notebook's recipe against the classic PyTorch MNIST example, in one run (BENCH_ARGS=--quick: a smoke run).
 bench: $(VENV)/.installed
-	$(BIN)/python bench/speed_vs_classic.py --output-dir $(OUT) $(BENCH_ARGS)
+	$(BIN)/python bench/speed_vs_classic.py --output-dir $(QOUT) $(BENCH_ARGS)
 
 # What two of the recipe's speed choices buy: channels-last, and the data held as tensors.
 ablation-speed: $(VENV)/.installed
@@ -45,7 +50,7 @@ ablation-speed: $(VENV)/.installed
 
 # What each ingredient of the recipe buys in accuracy (about 35 minutes on a 2-core CPU; ABLATION_ARGS=--quick).
 ablation-accuracy: $(VENV)/.installed
-	$(BIN)/python bench/accuracy_ablation.py --output-dir $(OUT) $(ABLATION_ARGS)
+	$(BIN)/python bench/accuracy_ablation.py --output-dir $(QOUT) $(ABLATION_ARGS)
 
 # Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot) and the example
 # images of the notebook's "own handwriting" section.
@@ -72,21 +77,22 @@ graphviz:
 	  fi; }
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(QOUT)
 
 # The floor check: the lowest versions that requirements.txt allows (torch and torchvision as `make` installs them:
 # scripts/floor_requirements.py), in an environment of their own, where the quick notebook must run and the canvas
-# must work in a real browser. .ci/run runs it before `make test`.
+# must work in a real browser. .ci/run runs it before `make test`. The floors are read with the `packaging` library
+# of the project's environment.
 FLOORS := .venv-floors
-floors: graphviz
+floors: $(VENV)/.installed graphviz
 	rm -rf $(FLOORS)
 	$(PYTHON) -m venv $(FLOORS)
 	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
-	$(PYTHON) scripts/floor_requirements.py requirements.txt > $(FLOORS)/requirements-floors.txt
+	$(BIN)/python scripts/floor_requirements.py requirements.txt > $(FLOORS)/requirements-floors.txt
 	$(FLOORS)/bin/python -m pip install --quiet -r $(FLOORS)/requirements-floors.txt
 	$(FLOORS)/bin/python -m pip freeze > $(FLOORS)/installed.txt
-	mkdir -p $(OUT)/floors
-	MNIST_QUICK=1 MNIST_PROGRESS=0 $(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(OUT)/floors/$(NOTEBOOK) \
+	mkdir -p $(call quote,$(OUT)/floors)
+	MNIST_QUICK=1 MNIST_PROGRESS=0 $(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/floors/$(NOTEBOOK)) \
 	    --no-progress-bar -k python3
 	$(FLOORS)/bin/python -m pytest tests/test_browser.py -k drawing_on_the_canvas
 	@echo "floor check passed with: $$(grep -E -i '^(jupyterlab|notebook|ipycanvas|ipywidgets|numpy|matplotlib)==' $(FLOORS)/installed.txt | tr '\n' ' ')"

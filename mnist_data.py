@@ -8,12 +8,14 @@ the same folder at once (two notebooks, two CI jobs): one fetches while the othe
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import gzip
 import hashlib
 import io
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,18 +70,22 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_problem(path: Path, name: str) -> str | None:
+    """What is wrong with `path` as the MNIST file `name` (missing, wrong size, checksum mismatch), or None."""
+    sha256, size = MNIST_FILES[name]
+    if not path.is_file():
+        return "missing"
+    if path.stat().st_size != size:
+        return f"wrong size ({path.stat().st_size:,} bytes, expected {size:,})"
+    if sha256_of(path) != sha256:
+        return "checksum mismatch (corrupted)"
+    return None
+
+
 def check_files(folder: Path) -> dict[str, str]:
     """Name each file in `folder` that is missing or wrong, with the reason; empty when all are good."""
-    problems = {}
-    for name, (sha256, size) in MNIST_FILES.items():
-        path = folder / name
-        if not path.is_file():
-            problems[name] = "missing"
-        elif path.stat().st_size != size:
-            problems[name] = f"wrong size ({path.stat().st_size:,} bytes, expected {size:,})"
-        elif sha256_of(path) != sha256:
-            problems[name] = "checksum mismatch (corrupted)"
-    return problems
+    problems = {name: file_problem(folder / name, name) for name in MNIST_FILES}
+    return {name: reason for name, reason in problems.items() if reason}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,10 +193,14 @@ SOURCES: list[tuple[str, Callable[[Path], None]]] = [
 
 # ---------------------------------------------------------------------------------------------
 
-def _remove_stale_partials(parent: Path) -> None:
-    """Delete scratch folders left by an earlier run that was interrupted."""
-    for stale in parent.glob(PARTIAL_PREFIX + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
+def _remove_stale_partials(*parents: Path) -> None:
+    """Delete scratch folders and files left by an earlier run that was interrupted."""
+    for parent in parents:
+        for stale in parent.glob(PARTIAL_PREFIX + "*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def _check_writable(folder: Path) -> None:
@@ -203,6 +213,74 @@ def _check_writable(folder: Path) -> None:
             f"cannot write MNIST files under {folder}: {error.strerror or error}. "
             "Set DATA_ROOT to a folder you can write to, or fix its permissions."
         ) from error
+
+
+def _scratch_parent(folder: Path) -> Path:
+    """Where the scratch folders go, so that moving a file from one into `folder` is a rename on one disk: beside
+    `folder` (its parent) when a file renames from there into it, otherwise (`folder` a link to, or a mount of,
+    another disk) inside `folder` itself. `folder` must exist."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder.parent, prefix=PARTIAL_PREFIX)
+    except OSError:
+        return folder  # the parent cannot be written; `folder` itself is checked by the caller
+    os.close(handle)
+    target = folder / Path(probe).name
+    try:
+        os.replace(probe, target)
+    except OSError:  # "Invalid cross-device link", typically
+        return folder
+    finally:
+        Path(probe).unlink(missing_ok=True)
+        if target.exists():
+            target.unlink()
+    return folder.parent
+
+
+KAGGLE_LAYOUT = "Kaggle's unpacked layout, where each file is in a folder of its own name"
+
+
+def _use_kaggle_layout(folder: Path, log: Callable[[str], None]) -> None:
+    """Move verified files that `folder` holds in Kaggle's unpacked layout (raw/NAME/NAME) up to raw/NAME, where
+    torchvision reads them. A damaged one is left for a source to replace; a folder holding anything else, or a
+    layout that cannot be changed here (a read-only dataset), is an error that says what to do."""
+    for name in MNIST_FILES:
+        holder = folder / name
+        if not holder.is_dir():
+            continue
+        inner = holder / name
+        if [entry.name for entry in holder.iterdir()] != [name] or not inner.is_file():
+            raise MnistUnavailableError(
+                f"{holder} is a folder, where torchvision reads the file {name} itself, and it does not hold just "
+                f"that file ({KAGGLE_LAYOUT}): put the file {name} in {folder} in its place, or remove the folder "
+                "to have the file fetched.")
+        reason = file_problem(inner, name)
+        if reason:
+            log(f"{inner} ({KAGGLE_LAYOUT}): {reason}; rebuilding it as {holder}")
+            continue
+        staged = folder / f"{PARTIAL_PREFIX}{name}"
+        try:
+            os.replace(inner, staged)
+            holder.rmdir()
+            os.replace(staged, holder)
+        except OSError as error:
+            if staged.exists():  # put it back as it was found
+                holder.mkdir(exist_ok=True)
+                os.replace(staged, inner)
+            raise MnistUnavailableError(
+                f"{folder} holds the MNIST files in {KAGGLE_LAYOUT} ({name}/{name}), which torchvision cannot "
+                f"read, and they cannot be moved up here: {error.strerror or error}. Copy them into a folder you "
+                f"can write to (mkdir -p data/MNIST/raw && cp {shlex.quote(str(folder))}/*/*-ubyte data/MNIST/raw/) "
+                "then set DATA_ROOT to data.") from error
+        log(f"{inner}: verified ({KAGGLE_LAYOUT}); moved to {holder}, where torchvision reads it")
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove the folders this run created (deepest first) while they are empty: the data root as it was found."""
+    for empty in created:
+        try:
+            empty.rmdir()
+        except OSError:
+            break
 
 
 def manual_instructions(folder: Path) -> str:
@@ -221,8 +299,10 @@ def ensure_mnist(root: str | os.PathLike = "data",
 
     Files already there are kept when their checksum matches. Missing or damaged ones are rebuilt
     from the first source that delivers verified files; each is written in a scratch folder and
-    renamed into place, so raw/ never holds a half-written file. A process that finds another one
-    fetching into the same folder waits for it, then uses its files.
+    renamed into place, so raw/ never holds a half-written file; the scratch folder is on raw/'s own disk,
+    even where raw/ links to another one. Files in Kaggle's unpacked layout (raw/NAME/NAME) are verified and
+    moved up to raw/NAME. A process that finds another one fetching into the same folder waits for it, then
+    uses its files.
     """
     folder = raw_dir(root)
     if folder.is_dir() and not check_files(folder):
@@ -242,8 +322,8 @@ def ensure_mnist(root: str | os.PathLike = "data",
 def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]],
                   log: Callable[[str], None]) -> Path:
     """ensure_mnist's work, under its lock: no other process is fetching into this folder meanwhile."""
-    scratch_parent = folder.parent
     if folder.is_dir():
+        _use_kaggle_layout(folder, log)
         problems = check_files(folder)
         if not problems:
             return folder
@@ -252,9 +332,14 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
                 log(f"{name}: {reason}; rebuilding it")
     else:
         problems = dict.fromkeys(MNIST_FILES, "missing")
-    created = [p for p in (scratch_parent, *scratch_parent.parents) if not p.exists()]  # deepest first
-    _check_writable(scratch_parent)
-    _remove_stale_partials(scratch_parent)  # no other process is fetching here: these are a killed run's
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        _check_writable(folder)
+        scratch_parent = _scratch_parent(folder)  # beside the files' folder, on its disk
+    except MnistUnavailableError:
+        _remove_created(created)
+        raise
+    _remove_stale_partials(folder.parent, folder)  # no other process is fetching here: these are a killed run's
 
     failures = []
     for label, source in sources:
@@ -264,8 +349,9 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
             wrong = check_files(scratch)
             if wrong:
                 raise RuntimeError("; ".join(f"{name}: {why}" for name, why in wrong.items()))
-            folder.mkdir(parents=True, exist_ok=True)
             for name in problems:
+                if (folder / name).is_dir():  # a damaged file in Kaggle's layout, alone in its folder
+                    shutil.rmtree(folder / name)
                 os.replace(scratch / name, folder / name)
             log(f"MNIST files verified in {folder} (from {label})")
             return folder
@@ -274,19 +360,23 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    for empty in created:  # leave the data root as it was found
-        try:
-            empty.rmdir()
-        except OSError:
-            break
+    _remove_created(created)
     raise MnistUnavailableError(
         "Could not get verified MNIST files. Sources tried:\n" + "\n".join(failures)
         + "\n" + manual_instructions(folder)
     )
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_root", nargs="?", default="data",
+                        help="the data root: the files go in DATA_ROOT/MNIST/raw (default: data)")
+    args = parser.parse_args(argv)
     try:
-        ensure_mnist(sys.argv[1] if len(sys.argv) > 1 else "data")
+        ensure_mnist(args.data_root)
     except MnistUnavailableError as error:
         sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

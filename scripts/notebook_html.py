@@ -11,6 +11,7 @@ drawing canvas, a live widget, cannot work in a static page, so none of their sc
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,9 +33,33 @@ STATIC_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+NOTEBOOK_JSON = "the JSON of a Jupyter notebook (an .ipynb file: an object with nbformat, metadata and cells)"
+
+
+def read_notebook(notebook: Path) -> nbformat.NotebookNode:
+    """The notebook, as nbformat 4; a one-line ValueError naming the file when it is not a notebook."""
+    text = notebook.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{notebook} is not JSON ({error}): expected {NOTEBOOK_JSON}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("nbformat"), int) or "cells" not in data:
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+        found = (f"an object with the keys {', '.join(sorted(data))}" if isinstance(data, dict) and data
+                 else "an empty object" if isinstance(data, dict) else kinds.get(type(data), "null"))
+        raise ValueError(f"{notebook} is not a notebook: expected {NOTEBOOK_JSON}, found {found}")
+    try:
+        return nbformat.reads(text, as_version=4)
+    except (nbformat.ValidationError, AttributeError, KeyError, TypeError) as error:
+        reason = getattr(error, "message", None) or str(error)
+        raise ValueError(f"{notebook} is not a valid notebook ({reason.splitlines()[0]}): expected "
+                         f"{NOTEBOOK_JSON}") from error
+
+
 def notebook_html(notebook: Path) -> str:
-    """The notebook as a self-contained HTML page; refuses a notebook that has no outputs or saved an error."""
-    node = nbformat.read(notebook, as_version=4)
+    """The notebook as a self-contained HTML page; refuses a file that is not a notebook, and a notebook that has
+    no outputs or saved an error."""
+    node = read_notebook(notebook)
     code = [cell for cell in node.cells if cell.cell_type == "code" and cell.source.strip()]
     if not any(cell.outputs for cell in code):
         raise ValueError(f"{notebook} has no outputs: run it first (make run), then convert the executed copy")

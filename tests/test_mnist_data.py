@@ -300,3 +300,124 @@ def test_a_data_root_under_the_home_folder_is_expanded(tiny, tmp_path, monkeypat
     assert folder == tmp_path / "home" / "mnist" / "MNIST" / "raw"
     assert_complete(tmp_path / "home" / "mnist", tiny["files"])
     assert not (tmp_path / "~").exists()  # no folder literally named "~"
+
+
+def test_help_prints_usage_and_fetches_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(Path(mnist_data.__file__).resolve()), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: mnist_data.py [-h] [data_root]")
+    assert "DATA_ROOT/MNIST/raw" in done.stdout
+    assert not list(tmp_path.iterdir())  # no ./--help/MNIST/raw
+
+
+def kaggle_layout(root: Path, files: dict[str, bytes]) -> Path:
+    """Kaggle's unpacked MNIST: each file in a folder of its own name, raw/NAME/NAME."""
+    for name, data in files.items():
+        (raw_dir(root) / name).mkdir(parents=True)
+        (raw_dir(root) / name / name).write_bytes(data)
+    return raw_dir(root)
+
+
+def test_files_in_kaggles_unpacked_layout_are_verified_and_moved_up(tiny):
+    kaggle_layout(tiny["root"], tiny["files"])
+    messages = []
+    folder = ensure_mnist(tiny["root"], sources=[("must not be called", offline)], log=messages.append)
+    assert folder == raw_dir(tiny["root"])
+    assert_complete(tiny["root"], tiny["files"])
+    assert sum("Kaggle's unpacked layout" in message for message in messages) == len(tiny["files"])
+
+
+def test_damaged_file_in_kaggles_layout_is_named_and_rebuilt(tiny):
+    name = "train-labels-idx1-ubyte"
+    kaggle_layout(tiny["root"], {**tiny["files"], name: b"\x00" * len(tiny["files"][name])})
+    messages = []
+    ensure_mnist(tiny["root"], sources=[tiny["source"]], log=messages.append)
+    assert any(m.startswith(f"{raw_dir(tiny['root']) / name / name} (Kaggle's unpacked layout") and "checksum" in m
+               for m in messages)
+    assert_complete(tiny["root"], tiny["files"])
+
+
+def test_kaggle_layout_that_cannot_be_changed_is_named_with_what_to_do(tiny, monkeypatch):
+    import errno
+
+    folder = kaggle_layout(tiny["root"], tiny["files"])
+
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)  # a read-only dataset (even for root)
+    with pytest.raises(MnistUnavailableError) as caught:
+        ensure_mnist(tiny["root"], sources=[("must not be called", offline)], log=lambda _: None)
+    monkeypatch.undo()
+    message = str(caught.value)
+    assert f"{folder} holds the MNIST files in Kaggle's unpacked layout" in message
+    assert "Read-only file system" in message
+    assert f"cp {folder}/*/*-ubyte data/MNIST/raw/" in message
+    for name, data in tiny["files"].items():  # left as found
+        assert (folder / name / name).read_bytes() == data
+
+
+def test_folder_holding_more_than_the_file_in_its_place_is_named_and_left_alone(tiny):
+    holder = raw_dir(tiny["root"]) / "t10k-images-idx3-ubyte"
+    holder.mkdir(parents=True)
+    (holder / "notes.txt").write_text("mine")
+    with pytest.raises(MnistUnavailableError, match="is a folder, where torchvision reads the file"):
+        ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+    assert (holder / "notes.txt").read_text() == "mine"
+
+
+def fail_across_disks(monkeypatch, other_disk: Path) -> None:
+    """os.replace as between two disks: a rename from one to the other fails with "Invalid cross-device link"."""
+    import errno
+
+    real_replace = os.replace
+
+    def on_other_disk(path) -> bool:
+        return Path(path).resolve().is_relative_to(other_disk.resolve())
+
+    def replace(src, dst, **kwargs):
+        if on_other_disk(src) != on_other_disk(dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def assert_linked_raw_complete(root: Path, target: Path, files: dict[str, bytes]) -> None:
+    assert raw_dir(root).is_symlink()
+    assert sorted(p.name for p in target.iterdir()) == sorted(files)  # no scratch left in raw/ either
+    for name, data in files.items():
+        assert (target / name).read_bytes() == data
+    assert not list(raw_dir(root).parent.glob(mnist_data.PARTIAL_PREFIX + "*"))
+
+
+def test_raw_folder_linked_to_another_disk_is_filled_without_crossing_disks(tiny, tmp_path, monkeypatch):
+    other_disk = tmp_path / "other-disk"
+    (other_disk / "mnist-raw").mkdir(parents=True)
+    raw_dir(tiny["root"]).parent.mkdir(parents=True)
+    raw_dir(tiny["root"]).symlink_to(other_disk / "mnist-raw")
+    fail_across_disks(monkeypatch, other_disk)
+
+    def writes_half_then_dies(scratch: Path) -> None:
+        (scratch / "train-images-idx3-ubyte").write_bytes(b"\x00" * 100)
+        raise OSError("disk full")
+
+    ensure_mnist(tiny["root"], sources=[("dies midway", writes_half_then_dies), tiny["source"]], log=lambda _: None)
+    assert_linked_raw_complete(tiny["root"], other_disk / "mnist-raw", tiny["files"])
+
+
+def test_raw_folder_linked_to_a_real_second_filesystem_is_filled(tiny, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second writable filesystem (/dev/shm) here")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=shm) as elsewhere:
+        raw_dir(tiny["root"]).parent.mkdir(parents=True)
+        raw_dir(tiny["root"]).symlink_to(elsewhere)
+        ensure_mnist(tiny["root"], sources=[tiny["source"]], log=lambda _: None)
+        assert_linked_raw_complete(tiny["root"], Path(elsewhere), tiny["files"])

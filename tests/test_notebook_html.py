@@ -59,3 +59,36 @@ def test_notebook_that_saved_an_error_is_refused_from_the_command_line(tmp_path)
     assert "saved an error in cell(s)" in done.stderr
     assert "Traceback" not in done.stderr
     assert target.read_text() == "the previous page"
+
+
+EXPECTED = "expected the JSON of a Jupyter notebook (an .ipynb file: an object with nbformat, metadata and cells)"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"name": "my-package", "version": "1.0"}', f"is not a notebook: {EXPECTED}, found an object with the keys name, "
+                                                 "version"),
+    ("[1, 2, 3]", f"is not a notebook: {EXPECTED}, found a list"),
+    ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code"}]}',
+     "is not a valid notebook ("),
+    ("<html>not JSON</html>", "is not JSON (Expecting value: line 1 column 1 (char 0)): " + EXPECTED),
+])
+def test_file_that_is_not_a_notebook_is_refused_and_nothing_written(tmp_path, content, message):
+    source = tmp_path / "package.json"
+    source.write_text(content)
+    target = tmp_path / "out" / "page.html"
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{source} {message}')}") as caught:
+        write_html(source, target)
+    assert "\n" not in str(caught.value)
+    assert not target.parent.exists()
+
+
+def test_json_that_is_not_a_notebook_gets_one_line_from_the_command_line(tmp_path):
+    source = tmp_path / "package.json"
+    source.write_text('{"name": "my-package", "version": "1.0"}')
+    target = tmp_path / "page.html"
+    done = subprocess.run([sys.executable, "scripts/notebook_html.py", str(source), "--output", str(target)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: {source} is not a notebook: {EXPECTED}, found an object with the keys name, "
+                           "version\n")
+    assert not target.exists()

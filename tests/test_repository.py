@@ -1,5 +1,6 @@
 """What keeps the repository honest: CI runs the one test command, and the test command lints first."""
 
+import shlex
 import subprocess
 
 import pytest
@@ -48,3 +49,43 @@ def test_ci_checks_the_floors_before_the_test_command():
     assert "floor_requirements.py" in planned
     assert "papermill" in planned
     assert "tests/test_browser.py -k drawing_on_the_canvas" in planned
+
+
+def test_compatible_release_and_exact_pins_are_lower_bounds():
+    from scripts.floor_requirements import floor_pins
+
+    assert floor_pins("numpy ~= 1.24\nfoo == 2.0.*\nbar===1.0-custom\nbaz[x]>=1,>=1.5  # two floors\n") == [
+        "numpy==1.24", "foo==2.0", "bar===1.0-custom", "baz[x]==1.5"]
+    with pytest.raises(ValueError, match=r"excludes its own lower bound 1\.0"):
+        floor_pins("qux>=1.0,!=1.0\n")
+
+
+def planned_commands(*make_arguments: str) -> list[list[str]]:
+    """What `make -n` would run, each command split into words as the shell splits it."""
+    planned = subprocess.run(["make", "-n", *make_arguments], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    return [shlex.split(line) for line in planned.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_make_run_hands_a_data_root_and_an_output_dir_with_spaces_to_papermill_whole():
+    outputs = "it's my outputs"
+    commands = planned_commands("run", "DATA_ROOT=my data", f"OUTPUT_DIR={outputs}", "EPOCHS=3")
+    papermill = next(words for words in commands if "papermill" in words)
+    arguments = papermill[papermill.index("papermill") + 1:]
+    assert arguments[:2] == ["HandWrittenDigitsRecognition.ipynb", f"{outputs}/HandWrittenDigitsRecognition.ipynb"]
+    pairs = [tuple(arguments[i:i + 3]) for i, word in enumerate(arguments) if word == "-p"]
+    assert pairs == [("-p", "EPOCHS", "3"), ("-p", "DATA_ROOT", "my data"), ("-p", "OUTPUT_DIR", outputs)]
+    assert ["mkdir", "-p", outputs] in commands
+    assert next(words for words in commands if "json" in " ".join(words))[-1] == (
+        f"{outputs}/HandWrittenDigitsRecognition.ipynb")
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("clean", ["rm", "-rf", "my outputs"]),
+    ("html", ["--output", "my outputs/HandWrittenDigitsRecognition.html"]),
+    ("bench", ["bench/speed_vs_classic.py", "--output-dir", "my outputs"]),
+    ("ablation-accuracy", ["bench/accuracy_ablation.py", "--output-dir", "my outputs"]),
+])
+def test_make_targets_keep_an_output_dir_with_spaces_whole(target, expected):
+    commands = planned_commands(target, "OUTPUT_DIR=my outputs")
+    assert any(words[-len(expected):] == expected for words in commands), commands
