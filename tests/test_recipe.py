@@ -142,12 +142,12 @@ def test_interrupted_save_keeps_the_previous_checkpoint(trained, monkeypatch):
     _model, path = trained
     before = path.read_bytes()
 
-    def dies_midway(obj, target, *args, **kwargs):
-        with open(target, "wb") as handle:
-            handle.write(b"half a checkpoint")
+    def dies_midway(self, data):
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", dies_midway)
+    monkeypatch.setattr("pathlib.Path.write_bytes", dies_midway)  # save_checkpoint writes its bytes so
     with pytest.raises(KeyboardInterrupt):
         recipe.save_checkpoint(recipe.DigitCNN(), path, 0.5, 0.5)
     assert path.read_bytes() == before
@@ -311,3 +311,115 @@ def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_ro
     printed = capsys.readouterr().out
     assert "no better than guessing among 10 digits: the learning rate 10 (LEARNING_RATE; the recipe's is 0.15) is " \
            "probably too high" in printed
+
+
+@pytest.mark.parametrize(("mean", "std"), [(np.float32(0.13), np.float32(0.31)), (np.float64(0.13), np.float64(0.31)),
+                                           (torch.tensor(0.13), torch.tensor(0.31)), (torch.tensor([0.13]), 0.31)])
+def test_numpy_and_tensor_normalisation_numbers_are_saved_as_plain_numbers_that_load_back(tmp_path, mean, std):
+    path = tmp_path / "model.pt"
+    recipe.save_checkpoint(recipe.DigitCNN(), path, mean, std)
+    saved = recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    assert type(saved["mean"]) is float
+    assert type(saved["std"]) is float
+    assert saved["mean"] == pytest.approx(0.13)
+    assert saved["std"] == pytest.approx(0.31)
+
+
+def nan_weights() -> torch.nn.Module:
+    model = recipe.DigitCNN()
+    with torch.no_grad():
+        model.fc2.weight[0, 0] = float("nan")
+    return model
+
+
+@pytest.mark.parametrize(("model", "mean", "std", "message"), [
+    (recipe.DigitCNN, float("nan"), 0.31, r"no usable normalisation constants: 'mean' is nan"),
+    (recipe.DigitCNN, 0.13, float("nan"), r"no usable normalisation constants: 'std' is nan"),
+    (recipe.DigitCNN, 33.3, 78.6, r"'mean' is 33\.3 and 'std' 78\.6, expected on the 0-1 pixel scale"),
+    (nan_weights, 0.13, 0.31, r"weights that are not finite numbers \(NaN or infinity\) in: fc2\.weight"),
+])
+def test_a_save_that_could_not_be_loaded_back_is_refused_and_the_old_file_kept(trained, model, mean, std, message):
+    _model, path = trained
+    before = path.read_bytes()
+    expected = rf"not saved, {re.escape(str(path))} is unchanged: the checkpoint .*{message}"
+    with pytest.raises(ValueError, match=expected):
+        recipe.save_checkpoint(model(), path, mean, std)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
+
+
+def test_a_compiled_network_is_saved_as_the_network_it_wraps(tmp_path):
+    model = recipe.DigitCNN()
+    compiled = torch.compile(model)  # compiles lazily: nothing is compiled unless it is called
+    path = tmp_path / "compiled.pt"
+    recipe.save_checkpoint(compiled, path, 0.13, 0.31)
+    fresh = recipe.DigitCNN()
+    saved = recipe.load_checkpoint(path, fresh, CPU)
+    assert saved["architecture"] == "DigitCNN"
+    assert not any(key.startswith("_orig_mod.") for key in saved["model_state"])
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in fresh.state_dict().items())
+
+
+def test_normalisation_on_the_0_to_255_scale_is_refused_naming_the_expected_scale(trained):
+    _model, path = trained
+    saved = torch.load(path, weights_only=True)
+    saved.update(mean=0.13 * 255, std=0.31 * 255)
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match=r"expected on the 0-1 pixel scale \(pixels divided by 255"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+def test_a_negative_batch_norm_variance_is_refused_naming_the_layer(trained):
+    _model, path = trained
+    saved = torch.load(path, weights_only=True)
+    saved["model_state"]["conv2.1.running_var"][3] = -0.5
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match=r"batch-norm variances below zero in: conv2\.1\.running_var"):
+        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a disk with no room for a checkpoint: a 64 kB tmpfs where this machine lets root mount one,
+    otherwise a folder whose writes fail as a full disk's do (ENOSPC)."""
+    import subprocess
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if mounted:
+        yield folder, None
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        yield folder, OSError(28, "No space left on device")
+
+
+def test_a_full_disk_at_save_time_names_the_file_and_the_folder_and_keeps_the_old_file(full_disk, monkeypatch):
+    import pathlib
+
+    folder, fake_error = full_disk
+    path = folder / "digit_cnn.pt"
+    path.write_bytes(b"the previous checkpoint")
+    if fake_error:
+        def no_room(self, data):
+            raise fake_error
+
+        monkeypatch.setattr(pathlib.Path, "write_bytes", no_room)
+    with pytest.raises(OSError, match=rf"cannot write {re.escape(str(path))}: the disk that holds "
+                                      rf"{re.escape(str(folder))} is full .* the previous digit_cnn\.pt, if there was "
+                                      "one, is unchanged"):
+        recipe.save_checkpoint(recipe.DigitCNN(), path, 0.13, 0.31)
+    monkeypatch.undo()
+    assert path.read_bytes() == b"the previous checkpoint"
+    assert [p.name for p in folder.iterdir()] == [path.name]
+
+
+def test_a_folder_that_cannot_hold_files_is_named_with_the_reason(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert recipe.folder_problem(blocker) == "it is a file, not a folder"
+    assert recipe.folder_problem(blocker / "inside") is not None
+    assert recipe.folder_problem("/proc/no-such-folder") is not None
+    assert recipe.folder_problem(tmp_path / "new" / "outputs") is None
+    assert list((tmp_path / "new" / "outputs").iterdir()) == []  # the probe file is gone
