@@ -33,10 +33,11 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from bench import cli  # noqa: E402
 from bench.speed_vs_classic import synchronize  # noqa: E402
-from notebook_recipe import load_recipe, notebook_data, notebook_parameters  # noqa: E402
+from notebook_recipe import notebook_data, notebook_parameters  # noqa: E402
 
-recipe = load_recipe()
+recipe = cli.recipe()
 DEFAULTS = notebook_parameters()
 
 
@@ -288,22 +289,22 @@ def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every value checked before anything is trained (bench/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 seed, 1 and 2 epochs")
-    parser.add_argument("--epochs", type=int, default=5, help="the longer training of every variant (default 5)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--default-seeds", type=int, default=0,
+    parser.add_argument("--epochs", type=cli.whole_number(2, " (1 epoch is always measured)"), default=5,
+                        help="the longer training of every variant (default 5)")
+    parser.add_argument("--seeds", type=cli.positive, default=3)
+    parser.add_argument("--default-seeds", type=cli.whole_number(0), default=0,
                         help="also train the recipe for the notebook's default number of epochs with this many "
                              "seeds, for the spread of the default run's accuracy (5 took 12 minutes here)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", type=cli.device, default=cli.default_device())
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--output-dir", default="outputs")
-    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output-dir", type=cli.writable_folder, default="outputs")
+    parser.add_argument("--limit", type=cli.positive, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.limit, args.epochs, args.seeds, args.default_seeds = 2_000, 2, 1, 0
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2 (1 epoch is always measured)")
     return args
 
 

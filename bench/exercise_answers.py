@@ -30,12 +30,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
-from notebook_recipe import load_recipe, notebook_parameters, train_on_notebook_split  # noqa: E402
+from bench import cli  # noqa: E402
+from notebook_recipe import notebook_parameters, train_on_notebook_split  # noqa: E402
 
-recipe = load_recipe()
+recipe = cli.recipe()
 DEFAULTS = notebook_parameters()
 PEN = 22  # DrawingPad's line width on its 280 x 280 canvas
 CANVAS = 280
+SAVED_MODEL = ROOT / "outputs" / "digit_cnn.pt"  # what `make run` saves
 
 
 def train(widths: tuple[int, int, int], augment: bool, epochs: int, seed: int, limit: int | None) -> dict:
@@ -82,11 +84,8 @@ def drawn_with_the_pen(digit: np.ndarray, size: int, top: int, left: int) -> Ima
 
 
 def saved_model() -> tuple[torch.nn.Module, dict]:
-    path = ROOT / "outputs" / "digit_cnn.pt"
-    if not path.is_file():
-        sys.exit(f"{path} is missing: run `make run` first")
     model = recipe.DigitCNN()
-    return model, recipe.load_checkpoint(path, model, torch.device("cpu"))
+    return model, recipe.load_checkpoint(SAVED_MODEL, model, torch.device("cpu"))
 
 
 def small_in_a_corner(count: int) -> None:
@@ -132,13 +131,23 @@ def fine_pens(count: int) -> None:
 PARTS = ("wider", "augmentation", "canvas", "fine-pen")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every value checked before anything is trained (bench/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=cli.positive, default=5)
+    parser.add_argument("--seeds", type=cli.positive, default=3)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    reading = [part for part in args.parts if part in ("canvas", "fine-pen")]
+    if reading and not SAVED_MODEL.is_file():
+        parser.error(f"argument --parts: {' and '.join(reading)} read digits with the model in {SAVED_MODEL}, which "
+                     f"is missing: run `make run` first (it saves that model), or leave out {' and '.join(reading)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from mnist_data import ensure_mnist
 
     ensure_mnist("data")

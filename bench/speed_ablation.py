@@ -5,10 +5,12 @@ results), and one epoch of feeding batches from a DataLoader with per-image tran
 a tensor held in memory. Prints seconds and ratios.
 
     python bench/speed_ablation.py          (or: make ablation-speed)
+    python bench/speed_ablation.py --rounds 5 --data-root data
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -22,9 +24,9 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from notebook_recipe import load_recipe  # noqa: E402
+from bench import cli  # noqa: E402
 
-recipe = load_recipe()
+recipe = cli.recipe()
 
 
 class StepTimer:
@@ -74,10 +76,21 @@ def data_feeding_seconds(data_root: str = "data") -> tuple[float, float]:
     return loader_seconds, time.perf_counter() - start
 
 
-def main(rounds: int = 15) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every value checked before anything is measured (bench/cli.py)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=cli.positive, default=15,
+                        help="rounds of 10 training steps per variant, interleaved (default 15)")
+    parser.add_argument("--data-root", default="data")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from mnist_data import ensure_mnist
 
-    ensure_mnist("data")
+    ensure_mnist(args.data_root)
+    rounds = args.rounds
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
           f"median of {rounds * 10} training steps per variant, interleaved, batch 128")
     timers = [StepTimer(recipe.DigitCNN(), channels_last=False), StepTimer(recipe.DigitCNN(), channels_last=True)]
@@ -88,7 +101,7 @@ def main(rounds: int = 15) -> None:
     print(f"  {'default layout (NCHW)':<34}{default:7.2f} ms/step")
     print(f"  {'channels-last (the notebook)':<34}{channels_last:7.2f} ms/step   {default / channels_last:.2f}x faster")
 
-    loader, tensor = data_feeding_seconds()
+    loader, tensor = data_feeding_seconds(args.data_root)
     print("feeding one epoch of 60,000 images in batches of 128 (no training):")
     print(f"  DataLoader + ToTensor + Normalize per image {loader:6.2f} s")
     print(f"  slicing a normalised tensor in memory       {tensor:6.2f} s   {loader / tensor:.0f}x faster")

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import cli  # noqa: E402
+
 TARGET = 0.99  # the accuracy whose training time is compared
 
 
@@ -106,9 +108,9 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
     evaluated after every epoch."""
     import torch
 
-    from notebook_recipe import load_recipe, train_on_notebook_split
+    from notebook_recipe import train_on_notebook_split
 
-    recipe = load_recipe()
+    recipe = cli.recipe()
     device = torch.device(device_name)
     _, history = train_on_notebook_split(recipe, recipe.DigitCNN, epochs, seed, data_root, device, limit,
                                          trainer=recipe.fit_graphed if graphed else recipe.fit)
@@ -149,7 +151,8 @@ def child_main(args: argparse.Namespace) -> None:
 
 def spawn(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", recipe, "--epochs", str(epochs),
-               "--seed", str(seed), "--data-root", args.data_root, "--device", args.device]
+               "--seed", str(seed), "--data-root", args.data_root, "--device", args.device,
+               "--output-dir", str(args.output_dir)]
     if args.limit:
         command += ["--limit", str(args.limit)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -295,9 +298,7 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from notebook_recipe import load_recipe
-
-    atomic_write = load_recipe().atomic_write  # never a half-written result, even with two runs at once
+    atomic_write = cli.recipe().atomic_write  # never a half-written result, even with two runs at once
     with atomic_write(output_dir / "speed_vs_classic.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -316,18 +317,19 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every value checked before anything is trained (bench/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=cli.positive, default=None,
                         help="epochs of the notebook recipe (default: the notebook's EPOCHS)")
-    parser.add_argument("--classic-epochs", type=int, default=14)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the notebook recipe")
-    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--classic-epochs", type=cli.positive, default=14)
+    parser.add_argument("--seeds", type=cli.positive, default=3, help="seeds of the notebook recipe")
+    parser.add_argument("--device", type=cli.device, default=cli.default_device())
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--output-dir", default="outputs")
-    parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output-dir", type=cli.writable_folder, default="outputs")
+    parser.add_argument("--limit", type=cli.positive, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["classic", "notebook", "notebook-graph"], help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=cli.whole_number(0), default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.limit, args.epochs, args.classic_epochs, args.seeds = 2_000, 1, 1, 1
@@ -336,12 +338,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
         args.epochs = notebook_parameters()["EPOCHS"]
     return args
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":

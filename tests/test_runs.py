@@ -126,6 +126,19 @@ def test_nonsense_parameter_stops_at_the_set_up_cell(tmp_path, name, value, mess
     assert caught.value.exec_count == 3  # parameters, injected parameters, then the set-up checks: no data touched
 
 
+def test_an_output_dir_that_cannot_be_written_stops_at_the_set_up_cell_before_any_data_is_fetched(tmp_path):
+    """Found before training, not at the save cell after it: a file where the folder should be, or /proc."""
+    blocker = tmp_path / "outputs"
+    blocker.write_text("not a folder")
+    data_root = tmp_path / "empty data root"
+    for output_dir, reason in ((blocker, "it is a file, not a folder"), ("/proc/outputs", "No such file or directory")):
+        done = run_command_line(tmp_path, f"OUTPUT_DIR={output_dir}", f"DATA_ROOT={data_root}")
+        assert done.returncode != 0
+        assert f"OUTPUT_DIR = {str(output_dir)!r} cannot be written to: {reason}" in done.stderr
+    assert blocker.read_text() == "not a folder"
+    assert not (data_root / "MNIST").exists()  # stopped before the fetch
+
+
 def smoke_run(script: str, result: str, output_dir: Path) -> tuple[str, dict]:
     """Run a bench script with --quick; check it wrote RESULT.json and a figure RESULT.png; return stdout, JSON."""
     done = subprocess.run([sys.executable, script, "--quick", "--output-dir", str(output_dir)],
@@ -166,6 +179,7 @@ def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classi
     monkeypatch.setattr(benchmark, "spawn", fake_spawn)
     monkeypatch.setattr(benchmark, "machine", lambda device: "a made-up GPU")
     monkeypatch.setattr("mnist_data.ensure_mnist", lambda root: None)
+    monkeypatch.setattr("bench.cli.device_problem", lambda name: None)  # the made-up GPU passes the device check
     args = benchmark.parse_args(["--device", "cuda", "--epochs", "4", "--seeds", "2", "--output-dir", str(tmp_path)])
     summary = benchmark.main(args)
     assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-graph"}

@@ -1,0 +1,70 @@
+"""The bench scripts' command-line checks: argparse `type=` functions that refuse a value the run could not use,
+before anything is trained, with an error (exit status 2) that names the flag, the value and what to give instead."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+@functools.cache
+def recipe():
+    """The notebook's own code (notebook_recipe.load_recipe()), loaded once per process."""
+    from notebook_recipe import load_recipe
+
+    return load_recipe()
+
+
+def device_problem(name: str) -> str | None:
+    """Why the device cannot be used here (the notebook's own check), or None when it can."""
+    return recipe().device_problem(name)
+
+
+def default_device() -> str:
+    """The GPU where it can be used, otherwise the CPU."""
+    return "cuda" if device_problem("cuda") is None else "cpu"
+
+
+def whole_number(lowest: int, why: str = "") -> Callable[[str], int]:
+    """A `type=` for a whole number of at least `lowest`; `why` says, where it helps, what the limit is for."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lowest:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {lowest}{why}, not {text!r}")
+        return value
+
+    return check
+
+
+positive = whole_number(1)
+
+
+def device(name: str) -> str:
+    """A `type=` for --device: one PyTorch can name, that is here and that the installed PyTorch can drive."""
+    if not DEVICE.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"must be 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number), not {name!r}")
+    problem = device_problem(name)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{name!r} cannot be used here: {problem}; choose another device "
+                                         "(--device cpu always works)")
+    return name
+
+
+def writable_folder(text: str) -> Path:
+    """A `type=` for --output-dir: the folder is created if missing and must take a file (the notebook's own check,
+    folder_problem), so that a run never trains for an hour and then fails to save its results."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a folder's path, not ''")
+    folder = Path(text).expanduser()
+    if problem := recipe().folder_problem(folder):
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {str(folder)!r}: {problem}; give a folder you "
+                                         "can write to (it is created if missing)")
+    return folder
