@@ -12,6 +12,11 @@ seconds per image (and per megapixel). Conditions, margin and tight from the ver
     canvas-margin, canvas-edge   280 x 280 white-on-black drawings made with the notebook's DrawingPad (22-pixel
                                  pen) along the glyph's centre line: with a margin / running into the top and bottom
     phone                        one 12-megapixel (4000 x 3000) JPEG photo per font of a digit in thin ballpoint ink
+    blank                        the photo-margin paper with no digit on it: right when it is refused
+
+For every image the report also keeps the contrast that the notebook's blank-sheet check measures (how many times
+the paper's own unevenness the strongest ink stands out by), so that PAPER_CONTRAST can be judged on this set:
+the lowest contrast of each condition with a digit, and the highest of the blank sheets.
 
 Everything is deterministic from --seed. Each image is read in a worker process under --time-limit seconds.
 
@@ -50,6 +55,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter, ImageFont  # noqa: E402
 
+from bench import cli  # noqa: E402  (the bench scripts' command-line checks)
 from notebook_recipe import NOTEBOOK, load_recipe  # noqa: E402
 
 FONT_VERSION = "5.3.0"  # every @fontsource package below, as of this script (npm view @fontsource/<name> version)
@@ -71,7 +77,8 @@ FONTS = {  # display name: (npm package name after @fontsource/, SHA-256 of its 
     "Nanum Pen Script": ("nanum-pen-script", "08cdd640e142c977071b4c3d5c33fd9ec322990e540f5511ca2fccff4568d0ec"),
 }
 CONDITIONS = ("ink-margin", "ink-tight", "photo-margin", "photo-tight", "mnist-margin", "mnist-tight",
-              "canvas-margin", "canvas-edge", "phone")
+              "canvas-margin", "canvas-edge", "phone", "blank")
+BLANK = -1  # the "digit" of a blank sheet: read right when it is refused
 CANVAS, PEN = 280, 22  # the notebook's DrawingPad: a 280 x 280 canvas, a 22-pixel pen
 PHONE = (3000, 4000)  # rows, columns: 12 megapixels
 TIGHT = 0.1  # cropped "tight": to the pixels with at least this much ink
@@ -325,6 +332,8 @@ def font_cases(fonts: list[Font], conditions: set[str], seed: int, quick: bool, 
                     photo = on_paper(coverage, rng)
                     yield from cases_in(conditions, font.name, digit,
                                         {"photo-margin": photo, "photo-tight": photo[tight]})
+                if "blank" in conditions:
+                    yield Case("blank", font.name, BLANK, on_paper(np.zeros_like(coverage), rng))
             if conditions & {"canvas-margin", "canvas-edge"}:
                 for v in range(canvas_variants):
                     rng = case_rng(seed, 2, f, digit, v)
@@ -379,11 +388,23 @@ def reader_worker(connection, notebook: str, model_path: str) -> None:
         started = time.perf_counter()
         try:
             digit, _ = recipe.predict_digit(model, image, saved["mean"], saved["std"], cpu)
-            connection.send(("read", digit, time.perf_counter() - started))
+            outcome = ("read", digit, time.perf_counter() - started)
         except ValueError as error:
-            connection.send(("refused", str(error), time.perf_counter() - started))
+            outcome = ("refused", str(error), time.perf_counter() - started)
         except Exception:  # a bug, not a refusal: stop the run with its traceback
             connection.send(("error", traceback.format_exc(), time.perf_counter() - started))
+            continue
+        connection.send((*outcome, paper_contrast(recipe, image)))
+
+
+def paper_contrast(recipe, image: np.ndarray) -> float | None:
+    """How many times the paper's own unevenness the strongest ink stands out by, as the notebook's white_on_black
+    measures it (after downsized, where the notebook has it); None for an image of one colour."""
+    grey = recipe.to_grayscale(image)
+    if hasattr(recipe, "downsized"):
+        grey = recipe.downsized(grey)
+    ink, unevenness = recipe.ink_above_paper(grey)
+    return float(ink.max() / unevenness) if unevenness > 0 else None if ink.max() == 0 else float("inf")
 
 
 class TimedReader:
@@ -408,14 +429,15 @@ class TimedReader:
             self.process.join()
             self.process = None
 
-    def read(self, image: np.ndarray) -> tuple[str, object, float]:
-        """("read", digit, seconds), ("refused", message, seconds) or ("timed out", None, limit)."""
+    def read(self, image: np.ndarray) -> tuple[str, object, float, float | None]:
+        """("read", digit, seconds, contrast), ("refused", message, seconds, contrast) or ("timed out", None, limit,
+        None)."""
         if self.process is None:
             self.start()
         self.connection.send(image)
         if not self.connection.poll(self.limit):
             self.stop()
-            return "timed out", None, self.limit
+            return "timed out", None, self.limit, None
         outcome = self.connection.recv()
         if outcome[0] == "error":
             self.stop()
@@ -430,14 +452,17 @@ def tally(records: list[dict]) -> dict:
     """Images, correct answers, accuracy, refusals, time-outs and time of a group of read images."""
     seconds = [r["seconds"] for r in records if r["outcome"] != "timed out"]
     per_megapixel = [r["seconds"] / r["megapixels"] for r in records if r["outcome"] != "timed out"]
-    correct = sum(r["outcome"] == "read" and r["answer"] == r["digit"] for r in records)
+    correct = sum(r["outcome"] == "refused" if r["digit"] == BLANK
+                  else r["outcome"] == "read" and r["answer"] == r["digit"] for r in records)
+    contrasts = [r["contrast"] for r in records if r.get("contrast") is not None]
     return {"images": len(records), "correct": correct, "accuracy": correct / len(records),
             "refused": sum(r["outcome"] == "refused" for r in records),
             "timed_out": sum(r["outcome"] == "timed out" for r in records),
             "seconds_per_image_median": statistics.median(seconds) if seconds else None,
             "seconds_per_image_mean": statistics.mean(seconds) if seconds else None,
             "seconds_per_megapixel_median": statistics.median(per_megapixel) if per_megapixel else None,
-            "megapixels_median": statistics.median(r["megapixels"] for r in records)}
+            "megapixels_median": statistics.median(r["megapixels"] for r in records),
+            "contrast_min": min(contrasts, default=None), "contrast_max": max(contrasts, default=None)}
 
 
 def summarise(records: list[dict]) -> dict:
@@ -445,7 +470,8 @@ def summarise(records: list[dict]) -> dict:
     by_condition, by_font = defaultdict(list), defaultdict(lambda: defaultdict(list))
     for record in records:
         by_condition[record["condition"]].append(record)
-        by_font[record["font"]][record["condition"]].append(record)
+        if record["condition"] != "blank":  # the per-font table is about digits
+            by_font[record["font"]][record["condition"]].append(record)
     refusals = {condition: dict(Counter(re.split(r"[:(]", r["answer"])[0].strip() for r in group
                                         if r["outcome"] == "refused"))
                 for condition, group in by_condition.items()}
@@ -463,13 +489,20 @@ def markdown_tables(summary: dict) -> str:
     def seconds(value):
         return "" if value is None else f"{value:.4f}" if value < 1 else f"{value:.1f}"
 
-    lines = ["| condition | images | accuracy | refused | timed out | s / image (median) | s / megapixel (phone) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    def contrast(t):
+        value = t["contrast_max"] if t is blank else t["contrast_min"]
+        return "" if value is None else "no unevenness" if value == float("inf") else f"{value:.1f}"
+
+    blank = summary["conditions"].get("blank")
+    lines = ["| condition | images | accuracy | refused | timed out | s / image (median) | s / megapixel (phone) "
+             "| contrast (lowest; blank: highest) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for condition, t in summary["conditions"].items():
-        lines.append(f"| {condition} | {t['images']} | {t['accuracy']:.1%} | {t['refused']} | {t['timed_out']} | "
+        lines.append(f"| {condition if t is not blank else 'blank (refused = right)'} | {t['images']} | "
+                     f"{t['accuracy']:.1%} | {t['refused']} | {t['timed_out']} | "
                      f"{seconds(t['seconds_per_image_median'])} | "
-                     f"{seconds(t['seconds_per_megapixel_median']) if t['megapixels_median'] >= 1 else ''} |")
-    columns = [c for c in summary["conditions"] if any(c in f for f in summary["fonts"].values())]
+                     f"{seconds(t['seconds_per_megapixel_median']) if t['megapixels_median'] >= 1 else ''} | "
+                     f"{contrast(t)} |")
+    columns = [c for c in summary["conditions"] if c != "blank" and any(c in f for f in summary["fonts"].values())]
     lines += ["", "| font | " + " | ".join(columns) + " | all |", "|---|" + "---:|" * (len(columns) + 1)]
     for font, tallies in summary["fonts"].items():
         cells = []
@@ -568,10 +601,10 @@ def main(args: argparse.Namespace) -> dict | None:
         cases = itertools.chain(mnist_cases(conditions, args.seed, args.quick, args.data_root),
                                 font_cases(fonts, conditions, args.seed, args.quick, project.DrawingPad))
         for count, case in enumerate(cases, start=1):  # made one at a time: a phone photo holds some 36 MB
-            outcome, answer, seconds = reader.read(case.image)
+            outcome, answer, seconds, contrast = reader.read(case.image)
             records.append({"condition": case.condition, "font": case.font, "digit": case.digit, "outcome": outcome,
-                            "answer": answer, "seconds": seconds, "megapixels": case.image.shape[0] *
-                            case.image.shape[1] / 1e6})
+                            "answer": answer, "seconds": seconds, "contrast": contrast,
+                            "megapixels": case.image.shape[0] * case.image.shape[1] / 1e6})
             if case.condition == "phone" or count % 1000 == 0:
                 print(f"{count} images read ({time.perf_counter() - started:.0f} s); last: {case.condition}, "
                       f"{case.font}, digit {case.digit}: {outcome} {answer if outcome != 'refused' else ''} "
@@ -586,8 +619,8 @@ def main(args: argparse.Namespace) -> dict | None:
               "skipped_fonts": skipped, "seconds_total": time.perf_counter() - started, **summary}
     print(markdown_tables(summary))
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        with project.atomic_write(args.output) as temporary:  # never a half-written report
+            temporary.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"report written to {args.output}")
     return report
 
@@ -597,6 +630,16 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text}")
     return value
+
+
+def report_file(text: str) -> Path:
+    """A `type=` for --output: a file in a folder that can be written (checked now, not after the run)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give the report's file name, such as "
+                                         f"{path / 'devset.json'}")
+    cli.writable_folder(str(path.parent))
+    return path
 
 
 def existing_file(text: str) -> Path:
@@ -612,13 +655,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the saved network to read with (default outputs/digit_cnn.pt, saved by `make run`)")
     parser.add_argument("--notebook", type=existing_file, default=NOTEBOOK,
                         help="the notebook whose recipe reads the images (default the project's)")
-    parser.add_argument("--output", type=Path, help="write the report as JSON here")
+    parser.add_argument("--output", type=report_file, help="write the report as JSON here")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), metavar="CONDITION",
                         help=f"the conditions to run (default all: {', '.join(CONDITIONS)})")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 sizes instead of 5, 1 canvas drawing per digit and font instead of 2, "
                              "100 MNIST digits instead of 500, 2 phone photos instead of 14")
-    parser.add_argument("--seed", type=int, default=0, help="makes the whole set (default 0)")
+    parser.add_argument("--seed", type=cli.whole_number(0), default=0, help="makes the whole set (default 0)")
     parser.add_argument("--time-limit", type=positive_seconds, default=30.0,
                         help="seconds one image may take before it counts as wrong (default 30)")
     parser.add_argument("--write-sample", type=Path, metavar="DIR",
