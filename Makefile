@@ -9,6 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NOTEBOOK := HandWrittenDigitsRecognition.ipynb
 OUT := $(or $(OUTPUT_DIR),outputs)
+# The static page's network, exported by scripts/export_weights.py (make run, make assets).
+WEIGHTS := assets/digit_cnn_weights.js
 
 # A value as one shell word, whatever spaces or quotes it holds (it's -> 'it'\''s'): DATA_ROOT='my data' and
 # OUTPUT_DIR='my outputs' reach papermill and mkdir whole.
@@ -25,6 +27,9 @@ run: $(VENV)/.installed graphviz
 	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/$(NOTEBOOK)) $(PARAMS) \
 	    --no-progress-bar --log-output --request-save-on-cell-execute
 	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(call quote,$(OUT)/$(NOTEBOOK))
+	@if [ -n "$(filter True true 1,$(QUICK) $(MNIST_QUICK))" ]; then \
+	  echo "a quick run: $(WEIGHTS) is kept (the static page's network is a full run's)"; \
+	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); fi
 
 test: lint graphviz
 	$(BIN)/python -m pytest
@@ -33,7 +38,8 @@ test: lint graphviz
 lint: $(VENV)/.installed
 	$(BIN)/python -m ruff check .
 
-# The committed notebook, with its outputs, as one self-contained HTML page for readers.
+# The committed notebook, with its outputs, as one self-contained HTML page for readers; its live canvas runs the
+# network of $(WEIGHTS) in the reader's browser (docs/static-page.md), so no training is needed first.
 html: $(VENV)/.installed
 	$(BIN)/python scripts/notebook_html.py --output $(call quote,$(OUT)/$(basename $(NOTEBOOK)).html)
 
@@ -52,11 +58,15 @@ ablation-speed: $(VENV)/.installed
 ablation-accuracy: $(VENV)/.installed
 	$(BIN)/python bench/accuracy_ablation.py --output-dir $(QOUT) $(ABLATION_ARGS)
 
-# Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot) and the example
-# images of the notebook's "own handwriting" section.
+# Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot), the example
+# images of the notebook's "own handwriting" section, and the static page's network, exported from
+# the checkpoint that `make run` saved (without one, only the notebook's constants in it are renewed).
 assets: $(VENV)/.installed graphviz
 	$(BIN)/python scripts/render_architecture.py
 	$(BIN)/python scripts/make_examples.py
+	@if [ -f $(call quote,$(OUT)/digit_cnn.pt) ]; then \
+	  $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); \
+	else $(BIN)/python scripts/export_weights.py --constants-only $(WEIGHTS); fi
 
 # The virtual environment, rebuilt when requirements.txt changes.
 $(VENV)/.installed: requirements.txt

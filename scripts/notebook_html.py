@@ -3,7 +3,10 @@
 The figures are in the notebook's saved outputs and go into the page as data (PNG as base64, the
 architecture graph as inline SVG), and so do images that markdown cells link to. The page loads
 nothing from the network: the notebook has no formulas or diagrams for MathJax or Mermaid, and the
-drawing canvas, a live widget, cannot work in a static page, so none of their scripts are linked.
+drawing canvas of Part II (E), an ipycanvas widget, needs a Jupyter kernel, so none of their scripts
+are linked. In the canvas cell's place the page has a live canvas that needs no kernel: the trained
+network's exported weights (assets/digit_cnn_weights.js, written by scripts/export_weights.py) and
+the plain JavaScript of web/, inline, so that the page stays one file (docs/static-page.md).
 
     python scripts/notebook_html.py [NOTEBOOK] [--output outputs/HandWrittenDigitsRecognition.html]
 """
@@ -25,6 +28,9 @@ sys.path.insert(0, str(ROOT))
 from notebook_recipe import load_recipe  # noqa: E402
 
 NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
+WEIGHTS = ROOT / "assets" / "digit_cnn_weights.js"
+WEB = ROOT / "web"
+LIVE_SCRIPTS = ("mnist_style.js", "digit_cnn.js", "live_canvas.js")  # in this order, after the weights file
 # JupyterLab's look, without the scripts it would fetch from a CDN (require.js for widgets, MathJax, Mermaid).
 STATIC_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
@@ -56,9 +62,31 @@ def read_notebook(notebook: Path) -> nbformat.NotebookNode:
                          f"{NOTEBOOK_JSON}") from error
 
 
-def notebook_html(notebook: Path) -> str:
-    """The notebook as a self-contained HTML page; refuses a file that is not a notebook, and a notebook that has
-    no outputs or saved an error."""
+def is_canvas_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether the cell is the one that shows Part II (E)'s drawing canvas (it wires a DrawingPad to an ipycanvas
+    Canvas), rather than the recipe cell that defines DrawingPad."""
+    return (cell.cell_type == "code" and "DrawingPad(" in cell.source and "Canvas(" in cell.source
+            and "class DrawingPad" not in cell.source)
+
+
+def live_canvas_html(weights: Path = WEIGHTS) -> str:
+    """The live canvas as one piece of HTML: web/live_canvas.html's markup, then the weights file and web/*.js as
+    inline scripts."""
+    if not weights.is_file():
+        raise ValueError(f"{weights} is missing: the page's live canvas needs the exported weights; check out the "
+                         "committed file, or export them (make assets, after make run has saved outputs/digit_cnn.pt)")
+    paths = [weights, *(WEB / name for name in LIVE_SCRIPTS)]
+    scripts = {path.name: path.read_text(encoding="utf-8") for path in paths}
+    for name, text in scripts.items():
+        if "</script" in text.lower():  # it would end the inline script early
+            raise ValueError(f"{name} contains '</script', which cannot stand inside an inline script")
+    return (WEB / "live_canvas.html").read_text(encoding="utf-8") + "".join(
+        f"<script>/* {name} */\n{text}</script>\n" for name, text in scripts.items())
+
+
+def notebook_html(notebook: Path, weights: Path = WEIGHTS) -> str:
+    """The notebook as a self-contained HTML page, with the live canvas where the canvas cell's output stood; refuses
+    a file that is not a notebook, and a notebook that has no outputs or saved an error."""
     node = read_notebook(notebook)
     code = [cell for cell in node.cells if cell.cell_type == "code" and cell.source.strip()]
     if not any(cell.outputs for cell in code):
@@ -68,6 +96,8 @@ def notebook_html(notebook: Path) -> str:
     if failed:
         raise ValueError(f"{notebook} saved an error in cell(s) {failed}: fix the notebook and run it again first")
     node.metadata.pop("widgets", None)  # saved widget state: only a live Jupyter session can use it
+    for cell in filter(is_canvas_cell, node.cells):  # its "No canvas above?" note: here is one that works
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": live_canvas_html(weights)})]
     exporter = HTMLExporter(template_name="lab", template_file="static.html.j2", embed_images=True,
                             extra_loaders=[DictLoader({"static.html.j2": STATIC_TEMPLATE})])
     resources = {"metadata": {"name": notebook.stem, "path": str(notebook.parent)}}
@@ -75,10 +105,10 @@ def notebook_html(notebook: Path) -> str:
     return body
 
 
-def write_html(notebook: Path, target: Path) -> None:
+def write_html(notebook: Path, target: Path, weights: Path = WEIGHTS) -> None:
     """Write the page through a temporary file of its own (the notebook's atomic_write), so that the target is never
     half written, even with two writers at once."""
-    page = notebook_html(notebook)
+    page = notebook_html(notebook, weights)
     with load_recipe().atomic_write(target) as temporary:
         temporary.write_text(page, encoding="utf-8")
 

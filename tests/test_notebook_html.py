@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from notebook_recipe import NOTEBOOK
-from scripts.notebook_html import notebook_html, write_html
+from scripts.notebook_html import live_canvas_html, notebook_html, write_html
 
 ROOT = NOTEBOOK.parent
 
@@ -29,6 +29,24 @@ def test_page_embeds_every_figure_and_links_no_script_or_stylesheet(page):
     assert not re.search(r'<(script|link)[^>]*\s(src|href)="https?:', page)
     svg = [base64.b64decode(s.split(",", 1)[1]).decode() for s in sources if s.startswith("data:image/svg")]
     assert any("ConvolutionBackward0" in graph for graph in svg)
+
+
+def test_live_canvas_stands_in_place_of_the_widgets_note_and_adds_at_most_700_kilobytes(page):
+    assert page.count('<div class="live-digit" id="live-digit">') == 1
+    sources = "".join("".join(cell["source"]) for cell in json.loads(NOTEBOOK.read_text())["cells"])
+    assert page.count("No canvas above?") == sources.count("No canvas above?")  # in the code, not its output
+    assert page.index("on_client_ready") < page.index('id="live-digit"') < page.index("Where to go from here")
+    assert "var DIGIT_CNN = {" in page  # the weights inline, as the page's code: one file that opens from disk
+    assert not re.search(r"<script[^>]*\ssrc=", page)
+    assert len(live_canvas_html().encode()) <= 700_000
+    assert len(page.encode()) <= 2_100_000
+
+
+def test_page_without_the_exported_weights_is_refused_and_nothing_written(tmp_path):
+    target = tmp_path / "page.html"
+    with pytest.raises(ValueError, match=r"digit_cnn_weights\.js is missing: the page's live canvas needs"):
+        write_html(NOTEBOOK, target, weights=tmp_path / "digit_cnn_weights.js")
+    assert not target.exists()
 
 
 def test_notebook_without_outputs_is_refused_and_nothing_written(tmp_path):

@@ -1,0 +1,128 @@
+/* DigitCNN's forward pass in the browser, in plain JavaScript: the network of the notebook's section 5, trained.
+
+The weights come from the file that scripts/export_weights.py writes (DIGIT_CNN), with each batch normalisation
+already folded into the convolution before it (docs/static-page.md says why inference may do that). So a block is
+a 3 x 3 convolution with a bias, ReLU and 2 x 2 max-pooling, and forward() reads as DigitCNN.forward does:
+
+    conv1 (1 x 28 x 28 -> 16 x 14 x 14), conv2 (-> 32 x 7 x 7), conv3 (-> 64 x 3 x 3), flatten (576),
+    fc1 + ReLU (128), dropout (nothing to do in eval mode), fc2 (10 logits), softmax (10 probabilities).
+
+A tensor here is {channels, height, width, data}, data a Float64Array in PyTorch's order (channel, row, column).
+*/
+var DigitCNN = (function () {
+  "use strict";
+
+  // The weights file's numbers: float32, little-endian, base64, layer after layer (weight, then bias).
+  function read_layers(exported) {
+    const bytes = Uint8Array.from(atob(exported.weights), character => character.charCodeAt(0));
+    const view = new DataView(bytes.buffer);
+    let offset = 0;
+    function take(shape) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const numbers = new Float64Array(size);
+      for (let i = 0; i < size; i++) numbers[i] = view.getFloat32(4 * (offset + i), true);
+      offset += size;
+      return numbers;
+    }
+    const layers = {};
+    for (const layer of exported.layers) {
+      layers[layer.name] = {shape: layer.weight, weight: take(layer.weight), bias: take(layer.bias)};
+    }
+    if (4 * offset !== bytes.length) throw new Error("the weights file is damaged: its numbers do not fit its layers");
+    return layers;
+  }
+
+  const LAYERS = read_layers(DIGIT_CNN);
+
+  // 3 x 3 convolution (padding 1) with the folded bias, ReLU, then 2 x 2 max-pooling: one of DigitCNN's blocks.
+  function conv_block(input, layer) {
+    const [out_channels, in_channels] = layer.shape;
+    const {height, width} = input;
+    const padded_width = width + 2, plane = (height + 2) * padded_width;
+    const padded = new Float64Array(in_channels * plane);  // padding=1: a border of zeros around every channel
+    for (let c = 0; c < in_channels; c++) {
+      for (let y = 0; y < height; y++) {
+        padded.set(input.data.subarray((c * height + y) * width, (c * height + y + 1) * width),
+                   c * plane + (y + 1) * padded_width + 1);
+      }
+    }
+    const convolved = new Float64Array(out_channels * height * width);
+    for (let o = 0; o < out_channels; o++) {
+      const out = convolved.subarray(o * height * width, (o + 1) * height * width).fill(layer.bias[o]);
+      for (let c = 0; c < in_channels; c++) {
+        for (let dy = 0; dy < 3; dy++) {
+          for (let dx = 0; dx < 3; dx++) {  // one weight at a time, over the whole image
+            const weight = layer.weight[((o * in_channels + c) * 3 + dy) * 3 + dx];
+            for (let y = 0; y < height; y++) {
+              const from = c * plane + (y + dy) * padded_width + dx;
+              for (let x = 0; x < width; x++) out[y * width + x] += weight * padded[from + x];
+            }
+          }
+        }
+      }
+      for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i], 0);  // ReLU
+    }
+    const pooled = {channels: out_channels, height: height >> 1, width: width >> 1};  // 7 -> 3: the last row drops
+    pooled.data = new Float64Array(out_channels * pooled.height * pooled.width);
+    for (let o = 0; o < out_channels; o++) {
+      const at = (row, column) => convolved[(o * height + row) * width + column];
+      for (let y = 0; y < pooled.height; y++) {
+        for (let x = 0; x < pooled.width; x++) {
+          pooled.data[(o * pooled.height + y) * pooled.width + x] = Math.max(
+            at(2 * y, 2 * x), at(2 * y, 2 * x + 1), at(2 * y + 1, 2 * x), at(2 * y + 1, 2 * x + 1));
+        }
+      }
+    }
+    return pooled;
+  }
+
+  // A fully connected layer: every output is its bias plus the weighted sum of all the inputs.
+  function linear(input, layer) {
+    const [out_features, in_features] = layer.shape;
+    const output = new Float64Array(out_features);
+    for (let o = 0; o < out_features; o++) {
+      let sum = layer.bias[o];
+      for (let i = 0; i < in_features; i++) sum += layer.weight[o * in_features + i] * input[i];
+      output[o] = sum;
+    }
+    return output;
+  }
+
+  function relu(values) {
+    return values.map(value => Math.max(value, 0));
+  }
+
+  // Probabilities from logits, shifted by the largest first so that exp never overflows (as F.softmax does).
+  function softmax(logits) {
+    const largest = Math.max(...logits);
+    const exps = logits.map(logit => Math.exp(logit - largest));
+    const total = exps.reduce((a, b) => a + b, 0);
+    return exps.map(value => value / total);
+  }
+
+  // The network on one normalised image {channels: 1, height: 28, width: 28, data}: ten logits.
+  function forward(image) {
+    const features = conv_block(conv_block(conv_block(image, LAYERS.conv1), LAYERS.conv2), LAYERS.conv3).data;
+    return linear(relu(linear(features, LAYERS.fc1)), LAYERS.fc2);  // dropout is off in eval mode
+  }
+
+  /* Softmax probabilities for a 28 x 28 field of grey levels from 0 to 1 (a Float32Array of 784), normalised with the
+     training images' mean and std as the notebook's to_model_input and predict_digit do. */
+  function predict_probabilities(field) {
+    const data = Float64Array.from(field, value => (value - DIGIT_CNN.mean) / DIGIT_CNN.std);
+    return softmax(forward({channels: 1, height: 28, width: 28, data: data}));
+  }
+
+  /* The predicted digit, the ten probabilities and the field the network read, for any digit image as bytes
+     (see MnistStyle.to_grayscale); throws mnist_style's error for an image that holds no readable digit. */
+  function predict_digit(pixels) {
+    const field = MnistStyle.mnist_style(pixels);
+    const probabilities = predict_probabilities(field.data);
+    let digit = 0;
+    for (let d = 1; d < 10; d++) if (probabilities[d] > probabilities[digit]) digit = d;
+    return {digit: digit, probabilities: probabilities, field: field};
+  }
+
+  const parameter_count = Object.values(LAYERS).reduce((n, layer) => n + layer.weight.length + layer.bias.length, 0);
+  return {predict_probabilities, predict_digit, forward, parameter_count};
+})();
