@@ -484,8 +484,8 @@ def summarise(records: list[dict]) -> dict:
                           if r["outcome"] == "timed out"]}
 
 
-def markdown_tables(summary: dict) -> str:
-    """The summary as two Markdown tables: per condition, and per font (accuracy, refusals in brackets)."""
+def condition_table(summary: dict) -> str:
+    """The Markdown table of accuracy, refusals, seconds and contrast per condition (the notebook quotes it)."""
     def seconds(value):
         return "" if value is None else f"{value:.4f}" if value < 1 else f"{value:.1f}"
 
@@ -502,6 +502,12 @@ def markdown_tables(summary: dict) -> str:
                      f"{seconds(t['seconds_per_image_median'])} | "
                      f"{seconds(t['seconds_per_megapixel_median']) if t['megapixels_median'] >= 1 else ''} | "
                      f"{contrast(t)} |")
+    return "\n".join(lines)
+
+
+def markdown_tables(summary: dict) -> str:
+    """The summary as two Markdown tables: per condition, and per font (accuracy, refusals in brackets)."""
+    lines = [condition_table(summary)]
     columns = [c for c in summary["conditions"] if c != "blank" and any(c in f for f in summary["fonts"].values())]
     lines += ["", "| font | " + " | ".join(columns) + " | all |", "|---|" + "---:|" * (len(columns) + 1)]
     for font, tallies in summary["fonts"].items():
@@ -614,7 +620,7 @@ def main(args: argparse.Namespace) -> dict | None:
     summary = summarise(records)
     report = {"notebook": str(args.notebook), "model": str(args.model), "seed": args.seed, "quick": args.quick,
               "time_limit_s": args.time_limit, "conditions_run": [c for c in CONDITIONS if c in conditions],
-              "fonts": [{"name": f.name, "package": f"@fontsource/{f.package}", "version": f.version,
+              "font_files": [{"name": f.name, "package": f"@fontsource/{f.package}", "version": f.version,
                          "license": f.license, "file": f.path.name, "sha256": f.sha256} for f in fonts],
               "skipped_fonts": skipped, "seconds_total": time.perf_counter() - started, **summary}
     print(markdown_tables(summary))

@@ -57,3 +57,21 @@ def test_sample_is_read_by_a_trained_network_at_least_as_well_as_measured(traine
     per_condition = {condition: accuracy(trained_digit_reader, images[condition]) for condition in conditions}
     overall = sum(per_condition.values()) / len(per_condition)  # every condition holds 10 images
     assert overall >= floor, f"accuracy {overall:.0%} under the floor {floor:.0%}: {per_condition}"
+
+
+def test_notebook_and_docs_quote_the_committed_development_set_report():
+    """Part II (E) and docs/handwriting.md show the table that the committed report gives, not figures typed in."""
+    import json
+
+    from bench.handwriting_devset import condition_table, markdown_tables
+    from notebook_recipe import NOTEBOOK
+
+    root = NOTEBOOK.parent
+    report = json.loads((root / "assets" / "handwriting_devset.json").read_text(encoding="utf-8"))
+    before = json.loads((root / "assets" / "handwriting_devset_before.json").read_text(encoding="utf-8"))
+    markdown = "\n".join("".join(cell["source"]) for cell in json.loads(NOTEBOOK.read_text())["cells"]
+                         if cell["cell_type"] == "markdown")
+    docs = (root / "docs" / "handwriting.md").read_text(encoding="utf-8")
+    assert condition_table(report) in markdown
+    assert markdown_tables(report) in docs
+    assert condition_table(before) in docs
