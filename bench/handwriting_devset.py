@@ -592,7 +592,7 @@ def main(args: argparse.Namespace) -> dict | None:
     if not args.write_sample and not args.model.is_file():
         sys.exit(f"{args.model} is missing: run `make run` first (it trains the network and saves it there), "
                  "or pass --model PATH")
-    project = load_recipe()  # drawings are made with the project's DrawingPad, whatever --notebook is read with
+    project = cli.recipe()  # drawings are made with the project's DrawingPad, whatever --notebook is read with
     fonts, skipped = fetch_fonts(args.fonts_dir)
     if not fonts:
         sys.exit("no font could be fetched: is the npm registry reachable?")
