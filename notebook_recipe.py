@@ -44,43 +44,49 @@ def notebook_parameters(notebook: Path = NOTEBOOK) -> dict:
 
 
 def notebook_split(images, seed: int):
-    """The notebook's seeded choice of 55,000 of the 60,000 training images, and their pixels' mean and std."""
+    """The notebook's seeded split of the 60,000 training images into 55,000 to train on and 5,000 to validate on, and
+    the mean and std of the training pixels: (train_index, val_index, mean, std)."""
     import torch
 
-    train_index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:55_000]
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    train_index, val_index = order[:55_000], order[55_000:]
     pixels = images[train_index].float() / 255
-    return train_index, pixels.mean().item(), pixels.std().item()
+    return train_index, val_index, pixels.mean().item(), pixels.std().item()
 
 
 def notebook_data(recipe, seed: int, data_root: str, device, limit: int | None = None):
-    """The notebook's split and normalisation: (train images, labels) and (test images, labels) on the device."""
+    """The notebook's split and normalisation: (images, labels) on the device for training, validation and test.
+    With a limit, `limit` training images and limit // 2 of the validation and of the test images."""
+    import torch
     from torchvision import datasets
 
     train_set = datasets.MNIST(data_root, train=True)
     test_set = datasets.MNIST(data_root, train=False)
-    train_index, mean, std = notebook_split(train_set.data, seed)
-    test_images, test_labels = test_set.data, test_set.targets
+    train_index, val_index, mean, std = notebook_split(train_set.data, seed)
+    test_index = torch.arange(len(test_set.data))
     if limit:
-        train_index = train_index[:limit]
-        test_images, test_labels = test_images[: limit // 2], test_labels[: limit // 2]
-    train_data = (recipe.to_model_input(train_set.data[train_index], mean, std, device),
-                  train_set.targets[train_index].to(device))
-    test_data = (recipe.to_model_input(test_images, mean, std, device), test_labels.to(device))
-    return train_data, test_data
+        train_index, val_index, test_index = train_index[:limit], val_index[: limit // 2], test_index[: limit // 2]
+    return tuple((recipe.to_model_input(images[index], mean, std, device), labels[index].to(device))
+                 for images, labels, index in ((train_set.data, train_set.targets, train_index),
+                                               (train_set.data, train_set.targets, val_index),
+                                               (test_set.data, test_set.targets, test_index)))
 
 
 def train_on_notebook_split(recipe, make_model, epochs: int, seed: int, data_root: str, device,
-                            limit: int | None = None, trainer=None, **options):
+                            limit: int | None = None, trainer=None, watch: str = "validation", **options):
     """make_model() trained as the notebook trains it: its split, seeded right before the network is made and again
-    before training, `trainer` (default: its fit) at its learning rate and batch size, the test set evaluated after
-    every epoch (as fit's validation data). Returns the model and the trainer's history."""
+    before training, `trainer` (default: its fit) at its learning rate and batch size, evaluated after every epoch on
+    the validation images (as in the notebook) or, with watch="test", on the test images (only for a curve that
+    stands beside another program's test curve: no setting may be chosen on it). Returns the model and the history."""
     import torch
 
-    train_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
+    if watch not in ("validation", "test"):
+        raise ValueError(f"watch must be 'validation' or 'test', not {watch!r}")
+    train_data, val_data, test_data = notebook_data(recipe, seed, data_root, device, limit)
     parameters = notebook_parameters()
     torch.manual_seed(seed)
     model = make_model().to(device)
     torch.manual_seed(seed)
-    history = (trainer or recipe.fit)(model, train_data, test_data, epochs, parameters["LEARNING_RATE"],
-                                      parameters["BATCH_SIZE"], **options)
+    history = (trainer or recipe.fit)(model, train_data, val_data if watch == "validation" else test_data, epochs,
+                                      parameters["LEARNING_RATE"], parameters["BATCH_SIZE"], **options)
     return model, history

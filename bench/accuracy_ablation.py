@@ -4,24 +4,32 @@ Every variant is the notebook's recipe (its own cells, run through notebook_reci
 no batch normalisation (at the recipe's peak learning rate, and at four times it beside the recipe at
 four times it), no augmentation, no label smoothing, no weight decay, Adam or a constant learning rate
 instead of the one-cycle schedule, average pooling or stride-2 convolutions instead of max-pooling.
-Each is trained for 1 epoch and for --epochs epochs (each run with its schedule fitted to
+Each is trained by the notebook's fit() for 1 epoch and for --epochs epochs (each run with its schedule fitted to
 its length), for several seeds, interleaved so that a busy moment of the machine hits all variants
-alike; the test accuracy and the training time are written to outputs/ablation_accuracy.json and
-outputs/ablation_accuracy.png. With --default-seeds N, the reference recipe is also trained for the
-notebook's default number of epochs with N seeds, for the spread of the default run's accuracy.
+alike. Variants are compared on the notebook's validation split (the 5,000 training images each seed
+holds out), never on the test images: the validation accuracy and the training time are written to
+outputs/ablation_accuracy.json and outputs/ablation_accuracy.png. With --default-seeds N, the chosen recipe
+alone is also trained for the notebook's default number of epochs with N seeds, and only then tested on the
+test images, for the spread of the default run's test accuracy.
 
-    python bench/accuracy_ablation.py                   # the ablation (about 28 minutes on a 2-core CPU)
+Every network is stored channels-last (Part II's speed variant: the same arithmetic in another memory order,
+1.4 times faster on a CPU); the notebook's Part I trains the same networks in the default layout.
+
+    python bench/accuracy_ablation.py                   # the ablation (about 60 minutes on a 2-core CPU)
     python bench/accuracy_ablation.py --default-seeds 5 # and the default run with 5 seeds (12 more)
     python bench/accuracy_ablation.py --quick           # smoke run: 2,000 images, 1 seed, 1 and 2 epochs
+    python bench/accuracy_ablation.py --from-json assets/ablation_accuracy.json --output-dir assets
+                                                        # the table and figure again, from the committed run
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import math
 import statistics
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,54 +118,60 @@ def build_model(variant: Variant) -> nn.Module:
     return model
 
 
-def optimizer_and_schedule(variant: Variant, model: nn.Module, total_steps: int):
-    """The variant's optimiser and a learning-rate schedule stepped once per batch, as fit() does."""
+def optimizer_and_schedule(variant: Variant, model: nn.Module, learning_rate: float, total_steps: int):
+    """The variant's optimiser and schedule (stepped once per batch), made as fit() asks its make_optimizer to: the
+    notebook's own sgd_one_cycle unless the variant swaps the optimiser or the schedule."""
+    if variant.optimizer == "sgd" and variant.schedule == "one-cycle":
+        return recipe.sgd_one_cycle(model, learning_rate, total_steps, weight_decay=variant.weight_decay)
     if variant.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=variant.learning_rate, weight_decay=variant.weight_decay)
+        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=variant.weight_decay)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=variant.learning_rate, momentum=recipe.MOMENTUM,
-                                    nesterov=True, weight_decay=variant.weight_decay)
-    if variant.schedule == "one-cycle":
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=variant.learning_rate, total_steps=total_steps)
-    else:
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return optimizer, schedule
+        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=sum(recipe.MOMENTUM) / 2,
+                                    nesterov=True, weight_decay=variant.weight_decay)  # 0.9: the schedule's middle
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def train_variant(variant: Variant, epochs: int, seed: int, train_data, test_data, batch_size: int) -> dict:
-    """Train as the notebook's fit() does, with the variant's changes; test accuracy after every epoch."""
+def train_variant(variant: Variant, epochs: int, seed: int, train_data, val_data, batch_size: int,
+                  test_data=None) -> dict:
+    """The variant trained by the notebook's fit(), seeded as the notebook seeds; validation accuracy after every
+    epoch, and with test_data (for the chosen recipe only) the test accuracy once, at the end. A variant whose loss
+    stops being a number (fit stops it) is evaluated as it was left."""
     torch.manual_seed(seed)
     model = build_model(variant).to(train_data[0].device, memory_format=torch.channels_last)
     torch.manual_seed(seed)
-    optimizer, schedule = optimizer_and_schedule(variant, model, epochs * math.ceil(len(train_data[0]) / batch_size))
-    seconds, accuracies = [], []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        recipe.train_one_epoch(model, *train_data, optimizer, schedule, batch_size, augment=variant.augment,
-                               label_smoothing=variant.label_smoothing)
-        synchronize(train_data[0].device)
-        seconds.append(time.perf_counter() - start)
-        accuracies.append(recipe.evaluate(model, *test_data)[1])
-    return {"variant": variant.name, "epochs": epochs, "seed": seed, "epoch_seconds": seconds,
-            "test_accuracy": accuracies}
+    started, diverged = time.perf_counter(), False
+    try:
+        history = recipe.fit(model, train_data, val_data, epochs, variant.learning_rate, batch_size,
+                             make_optimizer=functools.partial(optimizer_and_schedule, variant),
+                             augment=variant.augment, label_smoothing=variant.label_smoothing)
+    except FloatingPointError as error:
+        print(f"  {variant.name}: {error}", flush=True)
+        history = {"seconds": [time.perf_counter() - started], "val_accuracy": [recipe.evaluate(model, *val_data)[1]]}
+        diverged = True
+    synchronize(train_data[0].device)
+    run = {"variant": variant.name, "epochs": epochs, "seed": seed, "epoch_seconds": history["seconds"],
+           "val_accuracy": history["val_accuracy"], "diverged": diverged}
+    return run if test_data is None else {**run, "test_accuracy": recipe.evaluate(model, *test_data)[1]}
 
 
 def print_run(run: dict) -> None:
     print(f"  seed {run['seed']}  {run['epochs']:>2} epochs  {run['variant']:<22} "
-          f"test accuracy {run['test_accuracy'][-1]:7.2%}  {sum(run['epoch_seconds']):6.1f} s", flush=True)
+          f"validation accuracy {run['val_accuracy'][-1]:7.2%}  {sum(run['epoch_seconds']):6.1f} s", flush=True)
 
 
 def summarise(runs: list[dict], variant: str, epochs: int) -> dict | None:
-    """Mean, spread and range of the final test accuracy, and the mean training time, over seeds."""
+    """Mean, spread and range of the final validation accuracy, and the mean training time, over seeds."""
     chosen = [run for run in runs if run["variant"] == variant and run["epochs"] == epochs]
     if not chosen:
         return None
-    final = [run["test_accuracy"][-1] for run in chosen]
+    final = [run["val_accuracy"][-1] for run in chosen]
     return {"epochs": epochs, "seeds": [run["seed"] for run in chosen], "accuracy_by_seed": final,
             "accuracy_mean": statistics.mean(final),
             "accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0,
             "accuracy_min": min(final), "accuracy_max": max(final),
-            "training_seconds_median": statistics.median(sum(run["epoch_seconds"]) for run in chosen)}
+            "training_seconds_median": statistics.median(sum(run["epoch_seconds"]) for run in chosen),
+            **({"test_accuracy_by_seed": [run["test_accuracy"] for run in chosen]} if "test_accuracy" in chosen[0]
+               else {})}
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -168,22 +182,22 @@ def main(args: argparse.Namespace) -> dict:
     batch_size, default_epochs = DEFAULTS["BATCH_SIZE"], DEFAULTS["EPOCHS"]
     lengths = [1, args.epochs]
     started = time.perf_counter()
-    print(f"{len(VARIANTS)} variants x seeds {list(range(args.seeds))} x {lengths} epochs on {machine(device)}",
+    print(f"{len(VARIANTS)} variants x seeds {list(range(args.seeds))} x {lengths} epochs on {cli.machine(device)}",
           flush=True)
     runs = []
     for seed in range(max(args.seeds, args.default_seeds)):  # interleaved: the variants share the machine's moments
-        train_data, test_data = notebook_data(recipe, seed, args.data_root, device, args.limit)
+        train_data, val_data, test_data = notebook_data(recipe, seed, args.data_root, device, args.limit)
         for epochs in lengths if seed < args.seeds else []:
             for variant in VARIANTS:
-                runs.append(train_variant(variant, epochs, seed, train_data, test_data, batch_size))
+                runs.append(train_variant(variant, epochs, seed, train_data, val_data, batch_size))
                 print_run(runs[-1])
         if seed < args.default_seeds and default_epochs not in lengths:
-            runs.append(train_variant(VARIANTS[0], default_epochs, seed, train_data, test_data, batch_size))
+            runs.append(train_variant(VARIANTS[0], default_epochs, seed, train_data, val_data, batch_size, test_data))
             print_run(runs[-1])
 
     summary = {
-        "machine": machine(device), "command": " ".join(["python", "bench/accuracy_ablation.py", *sys.argv[1:]]),
-        "training_images": len(train_data[0]), "test_images": len(test_data[0]), "batch_size": batch_size,
+        "machine": cli.machine(device), "command": " ".join(["python", "bench/accuracy_ablation.py", *sys.argv[1:]]),
+        "training_images": len(train_data[0]), "validation_images": len(val_data[0]), "batch_size": batch_size,
         "wall_seconds": time.perf_counter() - started,
         "variants": [{**asdict(variant), "after_1_epoch": summarise(runs, variant.name, 1),
                       f"after_{args.epochs}_epochs": summarise(runs, variant.name, args.epochs)}
@@ -197,18 +211,9 @@ def main(args: argparse.Namespace) -> dict:
     return summary
 
 
-def machine(device: torch.device) -> str:
-    import platform
-
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def report(summary: dict, epochs: int) -> None:
     reference = summary["variants"][0][f"after_{epochs}_epochs"]["training_seconds_median"]
-    print(f"\n{summary['machine']}; test accuracy in %, mean ± standard deviation over seeds (min-max)")
+    print(f"\n{summary['machine']}; validation accuracy in %, mean ± standard deviation over seeds (min-max)")
     print(f"{'variant':<24}{'after 1 epoch':>30}{f'after {epochs} epochs':>30}{f'time, {epochs} epochs':>22}")
     for row in summary["variants"]:
         cells = []
@@ -220,9 +225,10 @@ def report(summary: dict, epochs: int) -> None:
         print(f"{row['name']:<24}{cells[0]:>30}{cells[1]:>30}{seconds:>11.1f} s ({seconds / reference:.2f}x)")
     full = summary["recipe_default_epochs"]
     if full:
-        print(f"recipe, {full['epochs']} epochs: {full['accuracy_mean']:.2%} ± {full['accuracy_stdev']:.2%}, "
-              f"from {full['accuracy_min']:.2%} to {full['accuracy_max']:.2%} over seeds {full['seeds']} "
-              f"({', '.join(f'{a:.2%}' for a in full['accuracy_by_seed'])}); {full['training_seconds_median']:.1f} s")
+        print(f"the chosen recipe, {full['epochs']} epochs, seeds {full['seeds']}: validation accuracy "
+              f"{full['accuracy_mean']:.2%} ± {full['accuracy_stdev']:.2%}; test accuracy "
+              f"{', '.join(f'{a:.2%}' for a in full['test_accuracy_by_seed'])}; "
+              f"{full['training_seconds_median']:.1f} s")
     print(f"wall time {summary['wall_seconds'] / 60:.1f} min")
 
 
@@ -231,7 +237,7 @@ def markdown_table(summary: dict) -> str:
     longer = next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
     epochs = longer.split("_")[1]
     recipe_row = summary["variants"][0]
-    lines = [f"| variant (one change to the recipe) | test accuracy after 1 epoch | after {epochs} epochs "
+    lines = [f"| variant (one change to the recipe) | validation accuracy after 1 epoch | after {epochs} epochs "
              f"| training time, {epochs} epochs |", "|---|---:|---:|---:|"]
     for row in summary["variants"]:
         cells = []
@@ -246,8 +252,23 @@ def markdown_table(summary: dict) -> str:
         seconds = row[longer]["training_seconds_median"]
         ratio = seconds / recipe_row[longer]["training_seconds_median"]
         name = "**the recipe**" if row is recipe_row else row["name"]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {seconds:.0f} s ({ratio:.2f}\N{MULTIPLICATION SIGN}) |")
+        stopped = any(run.get("diverged") for run in summary["runs"]
+                      if run["variant"] == row["name"] and run["epochs"] == int(epochs))
+        time = "stopped: loss NaN" if stopped else f"{seconds:.0f} s ({ratio:.2f}\N{MULTIPLICATION SIGN})"
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {time} |")
     return "\n".join(lines)
+
+
+def ingredient_effect(summary: dict, name: str) -> str:
+    """What the variant does to the recipe's validation accuracy, in the words Part I of the notebook quotes."""
+    longer = next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
+    row = next(row for row in summary["variants"] if row["name"] == name)
+    recipe_row = summary["variants"][0]
+    if row[longer]["accuracy_mean"] < 0.5:
+        return f"it diverged, {row[longer]['accuracy_mean']:.1%} after {longer.split('_')[1]} epochs"
+    deltas = [100 * (row[key]["accuracy_mean"] - recipe_row[key]["accuracy_mean"]) for key in (longer, "after_1_epoch")]
+    return (f"{deltas[0]:+.2f} points of validation accuracy after {longer.split('_')[1]} epochs, "
+            f"{deltas[1]:+.2f} after 1")
 
 
 def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
@@ -274,8 +295,8 @@ def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
         if off_scale:
             ax.text(left + 0.05, index, f"off the scale: {' / '.join(off_scale)}", va="center", fontsize=8)
     ax.set(yticks=range(len(rows)), yticklabels=[row["name"] for row in rows], xlim=(left, 100),
-           xlabel="test accuracy (%): mean, and min to max over seeds",
-           title=f"One ingredient removed or swapped at a time\n{summary['machine']}")
+           xlabel="validation accuracy (%): mean, and min to max over seeds",
+           title="One ingredient removed or swapped at a time\n" + textwrap.fill(summary["machine"], 70))
     ax.axvline(100 * summary["variants"][0][f"after_{epochs}_epochs"]["accuracy_mean"], color="tab:blue", alpha=0.3)
     ax.axvline(100 * summary["variants"][0]["after_1_epoch"]["accuracy_mean"], color="tab:orange", alpha=0.3)
     ax.grid(axis="x", alpha=0.3)
@@ -302,11 +323,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--output-dir", type=cli.writable_folder, default="outputs")
     parser.add_argument("--limit", type=cli.positive, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--from-json", type=Path, default=None, metavar="JSON",
+                        help="train nothing: print the table and redraw the figure of an earlier run's JSON "
+                             "(assets/ablation_accuracy.json) into --output-dir")
     args = parser.parse_args(argv)
     if args.quick:
         args.limit, args.epochs, args.seeds, args.default_seeds = 2_000, 2, 1, 0
     return args
 
 
+def redraw(path: Path, output_dir: Path) -> dict:
+    """The table and the figure of an earlier run, from its JSON, without training anything."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        epochs = int(next(key for key in summary["variants"][0] if key.startswith("after_")
+                          and key != "after_1_epoch").split("_")[1])
+    except (OSError, ValueError, KeyError, StopIteration) as error:
+        raise SystemExit(f"{path} cannot be read as this script's JSON: {error}") from error
+    report(summary, epochs)
+    print(f"\n{markdown_table(summary)}\n")
+    write_outputs(summary, epochs, output_dir)
+    return summary
+
+
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    if arguments.from_json:
+        redraw(arguments.from_json, arguments.output_dir)
+    else:
+        main(arguments)

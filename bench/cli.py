@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import platform
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -68,3 +69,27 @@ def writable_folder(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"cannot write in the folder {str(folder)!r}: {problem}; give a folder you "
                                          "can write to (it is created if missing)")
     return folder
+
+
+def machine(device) -> str:
+    """The machine a result was measured on, as the reports name it: the GPU's name, or the CPU's model (Intel and AMD
+    round differently in the last digits), its threads, and the PyTorch version."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """The processor's model name (with family and model number, which tell Intel's generations apart) where Linux
+    says it, otherwise what the platform module knows."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    except OSError:
+        fields = {}
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"

@@ -91,15 +91,14 @@ def main(argv: list[str] | None = None) -> None:
 
     ensure_mnist(args.data_root)
     rounds = args.rounds
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
-          f"median of {rounds * 10} training steps per variant, interleaved, batch 128")
+    print(f"{cli.machine('cpu')}; median of {rounds * 10} training steps per variant, interleaved, batch 128")
     timers = [StepTimer(recipe.DigitCNN(), channels_last=False), StepTimer(recipe.DigitCNN(), channels_last=True)]
     for _ in range(rounds):  # interleaved, so that a busy moment of the machine hits both variants alike
         for timer in timers:
             timer.step(count=10)
     default, channels_last = (timer.milliseconds() for timer in timers)
-    print(f"  {'default layout (NCHW)':<34}{default:7.2f} ms/step")
-    print(f"  {'channels-last (the notebook)':<34}{channels_last:7.2f} ms/step   {default / channels_last:.2f}x faster")
+    print(f"  {'default layout (NCHW, Part I)':<34}{default:7.2f} ms/step")
+    print(f"  {'channels-last (Part II (B))':<34}{channels_last:7.2f} ms/step   {default / channels_last:.2f}x faster")
 
     loader, tensor = data_feeding_seconds(args.data_root)
     print("feeding one epoch of 60,000 images in batches of 128 (no training):")

@@ -2,9 +2,10 @@
 
 For each recipe it reports training seconds per epoch, the training time to reach 99.0 % test accuracy,
 the final test accuracy and the peak memory, then the ratios. Each training run happens in a child
-process of its own, so that peak memory is measured per run. On an NVIDIA GPU the notebook's recipe runs
-twice: with Part I's plain loop, and with each step replayed as a CUDA graph (Part II (D); the warm-up and
-capture are counted in the training time and also reported on their own).
+process of its own, so that peak memory is measured per run. The notebook's recipe is Part I's plain loop;
+seed 0 also runs once with the network stored channels-last (Part II (B)'s speed variant), reported beside the
+plain loop's seed 0 of the same run. On an NVIDIA GPU the recipe also runs with each step replayed as a CUDA
+graph (Part II (D); the warm-up and capture are counted in the training time and also reported on their own).
 
     python bench/speed_vs_classic.py            # the full run (make bench; about 20 minutes on a 2-core CPU)
     python bench/speed_vs_classic.py --seeds 5  # the notebook's recipe with seeds 0 to 4
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -103,17 +103,21 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
 # --- the notebook's recipe, executed from the notebook's own cells -----------------------------
 
 def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None,
-                 graphed: bool = False) -> dict:
-    """The notebook's data preparation, model and fit() (or, with graphed, Part II's fit_graphed), with the test set
-    evaluated after every epoch."""
+                 graphed: bool = False, channels_last: bool = False) -> dict:
+    """The notebook's data preparation, model and fit() (or, with graphed, Part II's fit_graphed; with channels_last,
+    the network stored channels-last), with the test set evaluated after every epoch, as the classic example does
+    (a curve to compare with its curve: no setting is chosen on it)."""
     import torch
 
     from notebook_recipe import train_on_notebook_split
 
     recipe = cli.recipe()
     device = torch.device(device_name)
-    _, history = train_on_notebook_split(recipe, recipe.DigitCNN, epochs, seed, data_root, device, limit,
-                                         trainer=recipe.fit_graphed if graphed else recipe.fit)
+    def make_model():
+        return recipe.DigitCNN().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    _, history = train_on_notebook_split(recipe, make_model, epochs, seed, data_root, device, limit,
+                                         trainer=recipe.fit_graphed if graphed else recipe.fit, watch="test")
     synchronize(device)
     setup = history.get("capture_seconds", 0.0)  # the CUDA graph's warm-up and capture: training time too
     return {"epoch_seconds": [history["seconds"][0] + setup, *history["seconds"][1:]],
@@ -144,7 +148,8 @@ def child_main(args: argparse.Namespace) -> None:
         result = run_classic(args.epochs, args.seed, args.data_root, args.device, args.limit)
     else:
         result = run_notebook(args.epochs, args.seed, args.data_root, args.device, args.limit,
-                              graphed=args.child == "notebook-graph")
+                              graphed=args.child == "notebook-graph",
+                              channels_last=args.child == "notebook-channels-last")
     result["peak_memory_mb"] = peak_memory_mb(args.device)
     print(json.dumps(result))
 
@@ -183,9 +188,11 @@ def main(args: argparse.Namespace) -> dict:
 
     recipes = ["notebook", "notebook-graph"] if args.device.startswith("cuda") else ["notebook"]
     results = {recipe: measure_notebook(recipe, seeds, args) for recipe in recipes}
+    print("notebook recipe, channels-last (Part II's speed variant): seed 0", flush=True)
+    layout = spawn("notebook-channels-last", args.epochs, 0, args)
     classic_time = time_to_target(classic["epoch_seconds"], classic["test_accuracy"])
     summary = {
-        "machine": machine(args.device),
+        "machine": cli.machine(args.device),
         "target_accuracy": TARGET,
         "classic": {
             "epochs": args.classic_epochs,
@@ -195,7 +202,8 @@ def main(args: argparse.Namespace) -> dict:
             "peak_memory_mb": classic["peak_memory_mb"],
         },
         **{recipe.replace("-", "_"): summarise_notebook(*results[recipe], args.epochs) for recipe in recipes},
-        "runs": [classic, *[run for full, fastest in results.values() for run in [*full, *fastest] if run]],
+        "notebook_channels_last": channels_last_summary(layout, results["notebook"][0][0]),
+        "runs": [classic, *[run for full, fastest in results.values() for run in [*full, *fastest] if run], layout],
     }
     theirs = summary["classic"]
     for key in [recipe.replace("-", "_") for recipe in recipes]:
@@ -247,18 +255,18 @@ def summarise_notebook(full_runs: list[dict], fastest: list[dict | None], epochs
     }
 
 
+def channels_last_summary(layout: dict, plain: dict) -> dict:
+    """Seed 0 stored channels-last against seed 0 of Part I's plain loop, in the same run."""
+    per_epoch = statistics.mean(layout["epoch_seconds"])
+    return {"seed": 0, "epochs": len(layout["epoch_seconds"]), "seconds_per_epoch": per_epoch,
+            "plain_seconds_per_epoch": statistics.mean(plain["epoch_seconds"]),
+            "speedup_per_epoch": statistics.mean(plain["epoch_seconds"]) / per_epoch,
+            "final_test_accuracy": layout["test_accuracy"][-1], "plain_final_test_accuracy": plain["test_accuracy"][-1]}
+
+
 def ratio(slower: float | None, faster: float | None) -> float | None:
     """How many times faster, or None where either time is missing (target not reached)."""
     return slower / faster if slower and faster else None
-
-
-def machine(device_name: str) -> str:
-    import torch
-
-    if device_name.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device_name)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def report(summary: dict) -> None:
@@ -290,6 +298,11 @@ def report(summary: dict) -> None:
         else:
             print(f"  time to 99 %: not reached by both recipes; per epoch "
                   f"{summary[f'speedup_per_epoch{suffix}']:.1f}x faster")
+    layout = summary["notebook_channels_last"]
+    print(f"{'channels-last, seed 0':<28}{layout['seconds_per_epoch']:>9.1f}{'':>14}"
+          f"{layout['final_test_accuracy']:>20.2%} ({layout['epochs']} ep)")
+    print(f"  {layout['speedup_per_epoch']:.2f}x as fast per epoch as the plain loop's seed 0 "
+          f"({layout['plain_seconds_per_epoch']:.1f} s, {layout['plain_final_test_accuracy']:.2%}) in this run")
 
 
 def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) -> None:
@@ -328,7 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--output-dir", type=cli.writable_folder, default="outputs")
     parser.add_argument("--limit", type=cli.positive, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["classic", "notebook", "notebook-graph"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["classic", "notebook", "notebook-graph", "notebook-channels-last"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=cli.whole_number(0), default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:

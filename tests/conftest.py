@@ -34,5 +34,5 @@ def trained_digit_reader(mnist_root):
     recipe, cpu = load_recipe(), torch.device("cpu")
     model, history = train_on_notebook_split(recipe, recipe.DigitCNN, 1, 0, str(mnist_root), cpu)
     assert history["val_accuracy"][-1] > 0.985  # a network that reads digits, not one that failed to train
-    _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, 0)
+    _, _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, 0)
     return lambda image: recipe.predict_digit(model, image, mean, std, cpu)

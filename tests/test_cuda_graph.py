@@ -233,13 +233,13 @@ def test_one_graphed_epoch_on_cuda_reaches_the_plain_loops_accuracy(mnist_root):
     from notebook_recipe import notebook_data
 
     device = torch.device("cuda")
-    train, test = notebook_data(recipe, 0, str(mnist_root), device)
+    train, validation, _ = notebook_data(recipe, 0, str(mnist_root), device)
     accuracies = {}
     for trainer in (recipe.fit, recipe.fit_graphed):
         torch.manual_seed(0)
         model = recipe.DigitCNN().to(device)
         torch.manual_seed(0)
-        accuracies[trainer.__name__] = trainer(model, train, test, epochs=1, learning_rate=0.15,
+        accuracies[trainer.__name__] = trainer(model, train, validation, epochs=1, learning_rate=0.15,
                                                batch_size=128)["val_accuracy"][-1]
     assert accuracies["fit_graphed"] >= 0.988, accuracies
     assert abs(accuracies["fit_graphed"] - accuracies["fit"]) < 0.004, accuracies

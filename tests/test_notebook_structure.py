@@ -33,11 +33,85 @@ FIRST_TEST_ACCURACY = next(index for index, cell in enumerate(CELLS)
                            if cell["cell_type"] == "code" and re.search(r"(?i)test accuracy", output_text(cell)))
 
 
-def test_a_tested_network_comes_within_the_first_30_percent_of_the_cells_and_150_visible_code_lines():
-    assert FIRST_TEST_ACCURACY / len(CELLS) <= 0.30, (FIRST_TEST_ACCURACY, len(CELLS))
+def test_a_tested_network_comes_within_the_first_35_percent_of_the_cells_and_185_visible_code_lines():
+    assert FIRST_TEST_ACCURACY / len(CELLS) <= 0.35, (FIRST_TEST_ACCURACY, len(CELLS))
     visible = [line for cell in CELLS[:FIRST_TEST_ACCURACY + 1] if cell["cell_type"] == "code" and not hidden(cell)
                for line in source(cell).splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert len(visible) <= 150, len(visible)
+    assert len(visible) <= 185, len(visible)
+
+
+VISIBLE_CODE = [(index, source(cell)) for index, cell in enumerate(PART_ONE)
+                if cell["cell_type"] == "code" and not hidden(cell)]
+MARKDOWN = [(index, source(cell)) for index, cell in enumerate(PART_ONE) if cell["cell_type"] == "markdown"]
+
+# term: (how Part I's markdown defines it, in italics or bold; how a code cell uses it, comments included)
+TERMS = {
+    "tensor": (r"\*tensors?\*", r"(?i)tensor"),
+    "gradient": (r"\*gradients?\*", r"(?i)grad"),
+    "logits": (r"\*logits\*", r"(?i)logit"),
+    "softmax": (r"\*softmax\*", r"(?i)softmax"),
+    "epoch": (r"\*epochs?\*", r"(?i)epoch"),
+    "mini-batch": (r"\*mini-batch(es)?\*", r"(?i)batch"),
+    "learning rate": (r"\*learning rate\*", r"(?i)learning.rate|\blr\b"),
+    "momentum": (r"\*momentum\*", r"(?i)momentum"),
+    "one-cycle": (r"\*one-cycle schedule\*|\*\*one-cycle schedule\*\*", r"(?i)one.cycle"),
+    "over-fitting": (r"\*over-fitting\*", r"(?i)over-?fit"),
+    "validation": (r"\*validation split\*", r"(?i)validation|\bval_"),
+}
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_term_is_defined_in_part_ones_markdown_before_a_visible_code_cell_uses_it(term):
+    """The hidden set-up cell is left out: it says it need not be read. A term no code cell uses (over-fitting) must
+    still be defined in Part I."""
+    defined, used = TERMS[term]
+    definition = next(index for index, text in MARKDOWN if re.search(defined, text))
+    first_use = next((index for index, text in VISIBLE_CODE if re.search(used, text)), len(PART_ONE))
+    assert definition < first_use, (term, definition, first_use)
+
+
+def test_part_one_teaches_the_pytorch_idioms_in_code_of_its_own():
+    code = [text for _, text in VISIBLE_CODE]
+    assert any("DataLoader(" in text and "next(iter(" in text for text in code)
+    autograd = [text for text in code if ".backward()" in text and ".grad" in text and "def " not in text]
+    assert autograd, "a .backward() with a .grad read, outside the training loop"
+    assert any("softmax" in text and "[None]" in text and "def " not in text for text in code)
+    assert any("nn.Module" in text and "def forward" in text and "super().__init__()" in text for text in code)
+
+
+def test_channels_last_is_not_in_part_one():
+    assert not [index for index, cell in enumerate(PART_ONE) if "channels_last" in source(cell)
+                or "channels-last" in source(cell).lower()]
+
+
+def assigned_names(text: str) -> set[str]:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    names = set()
+    for node in ast.walk(ast.parse(TransformerManager().transform_cell(text))):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) else []
+        for target in targets:
+            names |= {name.id for name in ast.walk(target) if isinstance(name, ast.Name)}
+    return names
+
+
+def test_the_set_up_cell_assigns_no_parameter_and_any_reassignment_is_in_a_visible_cell():
+    parameters_cell = next(cell for cell in CELLS if "parameters" in cell.get("metadata", {}).get("tags", []))
+    parameters = assigned_names(source(parameters_cell))
+    assert {"EPOCHS", "QUICK", "DEVICE", "DATA_ROOT", "OUTPUT_DIR"} <= parameters
+    for index, cell in enumerate(CELLS):
+        if cell["cell_type"] != "code" or cell is parameters_cell:
+            continue
+        reassigned = assigned_names(source(cell)) & parameters
+        assert not (reassigned and hidden(cell)), (index, reassigned)
+        assert not (reassigned and "setup" in cell.get("metadata", {}).get("tags", [])), (index, reassigned)
+
+
+def test_the_recap_quotes_the_test_accuracy_once_as_the_run_printed_it():
+    printed = re.search(r"test accuracy (\d+\.\d+) ?%", output_text(CELLS[FIRST_TEST_ACCURACY]))
+    recap = next(text for _, text in MARKDOWN if text.startswith("## 9. Recap"))
+    assert re.findall(r"(\d+\.\d+) ?%", recap) == [printed[1]]
 
 
 def test_the_plumbing_is_one_hidden_set_up_cell_near_the_top_that_says_what_it_does():
@@ -85,8 +159,9 @@ def test_nbval_output_checks_are_cell_tags_not_comments():
 
 def test_part_one_ends_with_a_recap_and_questions_with_folded_answers():
     questions = [cell for cell in PART_ONE if cell["cell_type"] == "markdown"
-                 and re.match(r"\*\*\d+\.\*\*", source(cell).lstrip())]
-    assert 8 <= len(questions) <= 10
+                 and re.search(r"^\*\*\d+\.\*\*", source(cell), flags=re.M)]
+    numbers = [int(number) for cell in questions for number in re.findall(r"^\*\*(\d+)\.\*\*", source(cell), re.M)]
+    assert numbers == list(range(1, 13))
     assert all("<details>" in source(cell) and "</details>" in source(cell) for cell in questions)
     assert any(source(cell).startswith("## 9. Recap") for cell in PART_ONE)
 

@@ -305,9 +305,9 @@ def test_training_that_diverges_stops_naming_the_learning_rate(capsys):
 def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_root, capsys):
     from notebook_recipe import notebook_data
 
-    train, test = notebook_data(recipe, 0, str(mnist_root), CPU, limit=2_000)
+    train, validation, _ = notebook_data(recipe, 0, str(mnist_root), CPU, limit=2_000)
     torch.manual_seed(0)
-    recipe.fit(recipe.DigitCNN(), train, test, epochs=1, learning_rate=10, batch_size=128)
+    recipe.fit(recipe.DigitCNN(), train, validation, epochs=1, learning_rate=10, batch_size=128)
     printed = capsys.readouterr().out
     assert "no better than guessing among 10 digits: the learning rate 10 (LEARNING_RATE; the recipe's is 0.15) is " \
            "probably too high" in printed

@@ -26,20 +26,12 @@ def run_notebook(tmp_path: Path, **parameters) -> str:
 
 def first_cells(tmp_path: Path, count: int = 4) -> Path:
     """A copy of the notebook with only its first code cells: parameters, set-up, imports, seed and device (and,
-    with count=5, the loading of MNIST)."""
+    with count=6, the quick-run settings and the loading of MNIST)."""
     notebook = json.loads(NOTEBOOK.read_text())
     notebook["cells"] = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"][:count]
     first = tmp_path / "first-cells.ipynb"
     first.write_text(json.dumps(notebook))
     return first
-
-
-def run_set_up(tmp_path: Path, **parameters) -> str:
-    """Execute the notebook's first cells with papermill; return the text of their outputs."""
-    output = tmp_path / "first-cells-executed.ipynb"
-    papermill.execute_notebook(str(first_cells(tmp_path)), str(output), parameters=parameters, cwd=str(ROOT),
-                               progress_bar=False, kernel_name="python3")
-    return output.read_text()
 
 
 def run_command_line(tmp_path: Path, *parameters: str, count: int = 4, env: dict | None = None):
@@ -52,12 +44,15 @@ def run_command_line(tmp_path: Path, *parameters: str, count: int = 4, env: dict
                           capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
-def test_a_device_that_is_not_there_falls_back_to_the_cpu_with_a_notice(tmp_path):
+def test_a_device_that_is_not_there_is_refused_before_any_data_is_touched(tmp_path):
+    """No silent fallback: DEVICE="cuda" on a machine without one stops at the set-up cell, saying what to set."""
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    text = run_set_up(tmp_path, DEVICE="cuda")
-    assert "notice: device 'cuda' cannot be used here (there is no NVIDIA GPU here): using the CPU instead" in text
-    assert "device: cpu" in text
+    done = run_command_line(tmp_path, "DEVICE=cuda")
+    assert done.returncode != 0
+    assert ("DEVICE = 'cuda' cannot be used here: there is no NVIDIA GPU here; set DEVICE = \"auto\" (the fastest "
+            "device here) or \"cpu\"") in done.stdout + done.stderr
+    assert "device:" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(("values", "messages"), [
@@ -83,7 +78,7 @@ def test_command_line_values_the_notebook_can_use_pass_and_a_data_root_under_hom
     home = tmp_path / "home"
     (home / "mnist").mkdir(parents=True)
     (home / "mnist" / "MNIST").symlink_to(mnist_root / "MNIST")
-    done = run_command_line(tmp_path, "QUICK=True", "SEED=4294967295", "DEVICE=cpu", "DATA_ROOT=~/mnist", count=5,
+    done = run_command_line(tmp_path, "QUICK=True", "SEED=4294967295", "DEVICE=cpu", "DATA_ROOT=~/mnist", count=6,
                             env={"HOME": str(home)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training images (60000, 28, 28)" in done.stdout + done.stderr
@@ -155,7 +150,9 @@ def test_speed_benchmark_smoke_run_writes_results(tmp_path):
     assert 0 < summary["classic"]["final_test_accuracy"] <= 1
     assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
     assert summary["speedup_per_epoch"] > 0
-    assert "notebook_graph" not in summary  # on a CPU there is no CUDA graph: one row for the notebook
+    assert "notebook_graph" not in summary  # on a CPU there is no CUDA graph: the plain loop, and channels-last
+    assert summary["notebook_channels_last"]["speedup_per_epoch"] > 0
+    assert "as fast per epoch as the plain loop's seed 0" in stdout
     assert "time to 99 %" in stdout
 
 
@@ -164,8 +161,8 @@ def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classi
     """The GPU report's bookkeeping, with made-up runs in place of the child processes."""
     import bench.speed_vs_classic as benchmark
 
-    per_epoch = {"classic": 2.0, "notebook": 1.5, "notebook-graph": 0.3}
-    setup = {"classic": 0.0, "notebook": 0.0, "notebook-graph": 0.8}
+    per_epoch = {"classic": 2.0, "notebook": 1.5, "notebook-graph": 0.3, "notebook-channels-last": 1.2}
+    setup = {"classic": 0.0, "notebook": 0.0, "notebook-graph": 0.8, "notebook-channels-last": 0.0}
     spawned = []
 
     def fake_spawn(recipe, epochs, seed, args):
@@ -176,12 +173,13 @@ def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classi
                 "peak_memory_mb": 100.0, "recipe": recipe, "epochs": epochs, "seed": seed}
 
     monkeypatch.setattr(benchmark, "spawn", fake_spawn)
-    monkeypatch.setattr(benchmark, "machine", lambda device: "a made-up GPU")
+    monkeypatch.setattr("bench.cli.machine", lambda device: "a made-up GPU")
     monkeypatch.setattr("mnist_data.ensure_mnist", lambda root: None)
     monkeypatch.setattr("bench.cli.device_problem", lambda name: None)  # the made-up GPU passes the device check
     args = benchmark.parse_args(["--device", "cuda", "--epochs", "4", "--seeds", "2", "--output-dir", str(tmp_path)])
     summary = benchmark.main(args)
-    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-graph"}
+    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-graph", "notebook-channels-last"}
+    assert summary["notebook_channels_last"]["speedup_per_epoch"] == pytest.approx(1.5 / 1.2)
     plain, graph = summary["notebook"], summary["notebook_graph"]
     assert graph["time_to_target_s"] == pytest.approx(0.3 * 2 + 0.8)  # 2 epochs to 99 %, capture included
     assert graph["setup_seconds"] == pytest.approx(0.8)
@@ -199,7 +197,8 @@ def test_graphed_benchmark_run_counts_the_capture_in_the_first_epoch(monkeypatch
     import bench.speed_vs_classic as benchmark
     import notebook_recipe
 
-    def fake_training(recipe, make_model, epochs, seed, data_root, device, limit, trainer):
+    def fake_training(recipe, make_model, epochs, seed, data_root, device, limit, trainer, watch):
+        assert watch == "test"  # beside the classic example's test curve
         assert trainer.__name__ == "fit_graphed"
         return None, {"seconds": [1.0, 1.0], "val_accuracy": [0.99, 0.995], "capture_seconds": 0.5}
 

@@ -278,7 +278,7 @@ def test_committed_weights_read_mnist_with_the_runs_normalisation_and_the_notebo
                                                                                              mnist_root):
     from torchvision import datasets
 
-    _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, notebook_parameters()["SEED"])
+    _, _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, notebook_parameters()["SEED"])
     assert exported["constants"] == notebook_constants(recipe), (
         f"{WEIGHTS_FILE} holds other constants than the notebook's: run `make assets` to rewrite them")
     assert (exported["mean"], exported["std"]) == pytest.approx((mean, std), abs=1e-7)
