@@ -113,6 +113,7 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
 
     recipe = cli.recipe()
     device = torch.device(device_name)
+
     def make_model():
         return recipe.DigitCNN().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
@@ -257,10 +258,9 @@ def summarise_notebook(full_runs: list[dict], fastest: list[dict | None], epochs
 
 def channels_last_summary(layout: dict, plain: dict) -> dict:
     """Seed 0 stored channels-last against seed 0 of Part I's plain loop, in the same run."""
-    per_epoch = statistics.mean(layout["epoch_seconds"])
+    per_epoch, plain_per_epoch = statistics.mean(layout["epoch_seconds"]), statistics.mean(plain["epoch_seconds"])
     return {"seed": 0, "epochs": len(layout["epoch_seconds"]), "seconds_per_epoch": per_epoch,
-            "plain_seconds_per_epoch": statistics.mean(plain["epoch_seconds"]),
-            "speedup_per_epoch": statistics.mean(plain["epoch_seconds"]) / per_epoch,
+            "plain_seconds_per_epoch": plain_per_epoch, "speedup_per_epoch": plain_per_epoch / per_epoch,
             "final_test_accuracy": layout["test_accuracy"][-1], "plain_final_test_accuracy": plain["test_accuracy"][-1]}
 
 
