@@ -232,9 +232,14 @@ def report(summary: dict, epochs: int) -> None:
     print(f"wall time {summary['wall_seconds'] / 60:.1f} min")
 
 
+def longer_key(summary: dict) -> str:
+    """The summary's key of the longer training ("after_5_epochs"), beside "after_1_epoch"."""
+    return next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
+
+
 def markdown_table(summary: dict) -> str:
     """The result as the Markdown table that the README and the notebook quote (a test keeps them equal)."""
-    longer = next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
+    longer = longer_key(summary)
     epochs = longer.split("_")[1]
     recipe_row = summary["variants"][0]
     lines = [f"| variant (one change to the recipe) | validation accuracy after 1 epoch | after {epochs} epochs "
@@ -261,7 +266,7 @@ def markdown_table(summary: dict) -> str:
 
 def ingredient_effect(summary: dict, name: str) -> str:
     """What the variant does to the recipe's validation accuracy, in the words Part I of the notebook quotes."""
-    longer = next(key for key in summary["variants"][0] if key.startswith("after_") and key != "after_1_epoch")
+    longer = longer_key(summary)
     row = next(row for row in summary["variants"] if row["name"] == name)
     recipe_row = summary["variants"][0]
     if row[longer]["accuracy_mean"] < 0.5:
@@ -336,8 +341,7 @@ def redraw(path: Path, output_dir: Path) -> dict:
     """The table and the figure of an earlier run, from its JSON, without training anything."""
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-        epochs = int(next(key for key in summary["variants"][0] if key.startswith("after_")
-                          and key != "after_1_epoch").split("_")[1])
+        epochs = int(longer_key(summary).split("_")[1])
     except (OSError, ValueError, KeyError, StopIteration) as error:
         raise SystemExit(f"{path} cannot be read as this script's JSON: {error}") from error
     report(summary, epochs)
