@@ -84,11 +84,16 @@ def test_channels_last_is_not_in_part_one():
                 or "channels-last" in source(cell).lower()]
 
 
-def assigned_names(text: str) -> set[str]:
+def code_tree(text: str) -> ast.Module:
+    """A code cell parsed as notebook_recipe parses it: IPython's %magics turned into calls, line for line."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    return ast.parse(TransformerManager().transform_cell(text))
+
+
+def assigned_names(text: str) -> set[str]:
     names = set()
-    for node in ast.walk(ast.parse(TransformerManager().transform_cell(text))):
+    for node in ast.walk(code_tree(text)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
             node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) else []
         for target in targets:
@@ -129,8 +134,7 @@ def test_no_function_in_part_one_is_longer_than_20_lines():
     for cell in PART_ONE:
         if cell["cell_type"] != "code":
             continue
-        tree = ast.parse(re.sub(r"^(\s*)%", r"\1# %", source(cell), flags=re.M))  # IPython's %magics aside
-        for node in ast.walk(tree):
+        for node in ast.walk(code_tree(source(cell))):
             if isinstance(node, ast.FunctionDef):
                 length = node.end_lineno - node.lineno + 1 + len(node.decorator_list)
                 assert length <= 20, f"{node.name} is {length} lines"
