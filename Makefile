@@ -1,5 +1,6 @@
 # One environment for every job: run the notebook, test (lint included), open Jupyter, write a static page,
-# measure.
+# measure. The environment holds the project's own package, handwritten_digits, installed editable: its recipe.py is
+# exported from the notebook (make export), its other modules are written by hand.
 # Parameters for `make run` are handed to the notebook's parameters cell, e.g.
 #   make run EPOCHS=5 SEED=1        make run QUICK=True        make run DEVICE=cpu
 # Progress bars are off in `make run` (MNIST_PROGRESS=0) so that the saved notebook stays clean.
@@ -20,7 +21,7 @@ QOUT := $(call quote,$(OUT))
 PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE QUICK,\
             $(if $($(p)),-p $(p) $(call quote,$($(p)))))
 
-.PHONY: run test lint html lab bench ablation-speed ablation-accuracy assets graphviz floors clean
+.PHONY: run test test-slow lint export html lab bench ablation-speed ablation-accuracy assets graphviz floors clean
 
 run: $(VENV)/.installed graphviz
 	mkdir -p $(QOUT)
@@ -31,8 +32,20 @@ run: $(VENV)/.installed graphviz
 	  echo "a quick run: $(WEIGHTS) is kept (the static page's network is a full run's)"; \
 	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); fi
 
+# The fast tier, the README's test command: lint, the package in sync with the notebook, unit tests in-process and
+# one quick execution of the notebook (nbval). Under 4 minutes on a 2-core machine (docs/testing.md).
 test: lint graphviz
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The slow tier: browsers, the notebook run alone and from the command line, bench and ablation smoke runs, the GPU
+# tests (skipped without one). .ci/run runs both tiers.
+test-slow: $(VENV)/.installed graphviz
+	$(BIN)/python -m pytest -m slow tests
+
+# Write handwritten_digits/recipe.py from the notebook's cells whose first line is `#| export` (a test fails while
+# the two differ).
+export: $(VENV)/.installed
+	$(BIN)/python -m handwritten_digits.export
 
 # ruff over the Python files and the notebook's code cells (settings in ruff.toml).
 lint: $(VENV)/.installed
@@ -68,11 +81,13 @@ assets: $(VENV)/.installed graphviz
 	  $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); \
 	else $(BIN)/python scripts/export_weights.py --constants-only $(WEIGHTS); fi
 
-# The virtual environment, rebuilt when requirements.txt changes.
-$(VENV)/.installed: requirements.txt
+# The virtual environment, rebuilt when requirements.txt or pyproject.toml changes; the project's package goes in
+# editable (its dependencies are requirements.txt's), so that an edit or `make export` needs no reinstall.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 # torchviz needs Graphviz's `dot` program: installed here where that is possible (root on Debian/Ubuntu),
@@ -100,6 +115,7 @@ floors: $(VENV)/.installed graphviz
 	$(FLOORS)/bin/python -m pip install --quiet --upgrade pip
 	$(BIN)/python scripts/floor_requirements.py requirements.txt > $(FLOORS)/requirements-floors.txt
 	$(FLOORS)/bin/python -m pip install --quiet -r $(FLOORS)/requirements-floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet --no-deps -e .
 	$(FLOORS)/bin/python -m pip freeze > $(FLOORS)/installed.txt
 	mkdir -p $(call quote,$(OUT)/floors)
 	MNIST_QUICK=1 MNIST_PROGRESS=0 $(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/floors/$(NOTEBOOK)) \

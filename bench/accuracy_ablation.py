@@ -1,6 +1,6 @@
 """What each ingredient of the notebook's recipe buys in accuracy: remove or swap one at a time, measure.
 
-Every variant is the notebook's recipe (its own cells, run through notebook_recipe) with one change:
+Every variant is the notebook's recipe (its own code, exported into handwritten_digits.recipe) with one change:
 no batch normalisation (at the recipe's peak learning rate, and at four times it beside the recipe at
 four times it), no augmentation, no label smoothing, no weight decay, Adam or a constant learning rate
 instead of the one-cycle schedule, average pooling or stride-2 convolutions instead of max-pooling.
@@ -34,19 +34,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+import torch.nn as nn
+
+from handwritten_digits import cli, recipe
+from handwritten_digits.cli import synchronize
+from handwritten_digits.data import notebook_data
+from handwritten_digits.files import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-
-from bench import cli  # noqa: E402
-from bench.speed_vs_classic import synchronize  # noqa: E402
-from notebook_recipe import notebook_data, notebook_parameters  # noqa: E402
-
-recipe = cli.recipe()
-DEFAULTS = notebook_parameters()
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ class Variant:
     pooling: str = "max"  # "max", "average" or "stride-2 convolution"
     optimizer: str = "sgd"  # SGD with Nesterov momentum, or "adam"
     schedule: str = "one-cycle"  # or "constant"
-    learning_rate: float = DEFAULTS["LEARNING_RATE"]
+    learning_rate: float = recipe.LEARNING_RATE
     weight_decay: float = recipe.WEIGHT_DECAY
     label_smoothing: float = recipe.LABEL_SMOOTHING
     augment: bool = True
@@ -77,7 +73,7 @@ def one_cycle_mean(peak: float, steps: int = 2_000) -> float:
     return round(statistics.mean(rates), 4)
 
 
-PEAK = DEFAULTS["LEARNING_RATE"]
+PEAK = recipe.LEARNING_RATE
 CONSTANT_RATE = one_cycle_mean(PEAK)  # so that the constant-rate variant differs by the schedule's shape alone
 
 VARIANTS = [
@@ -175,18 +171,18 @@ def summarise(runs: list[dict], variant: str, epochs: int) -> dict | None:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from mnist_data import ensure_mnist
+    from handwritten_digits.mnist_data import ensure_mnist
 
     ensure_mnist(args.data_root)
     device = torch.device(args.device)
-    batch_size, default_epochs = DEFAULTS["BATCH_SIZE"], DEFAULTS["EPOCHS"]
+    batch_size, default_epochs = recipe.BATCH_SIZE, recipe.EPOCHS
     lengths = [1, args.epochs]
     started = time.perf_counter()
     print(f"{len(VARIANTS)} variants x seeds {list(range(args.seeds))} x {lengths} epochs on {cli.machine(device)}",
           flush=True)
     runs = []
     for seed in range(max(args.seeds, args.default_seeds)):  # interleaved: the variants share the machine's moments
-        train_data, val_data, test_data = notebook_data(recipe, seed, args.data_root, device, args.limit)
+        train_data, val_data, test_data = notebook_data(seed, args.data_root, device, args.limit)
         for epochs in lengths if seed < args.seeds else []:
             for variant in VARIANTS:
                 runs.append(train_variant(variant, epochs, seed, train_data, val_data, batch_size))
@@ -309,13 +305,13 @@ def write_outputs(summary: dict, epochs: int, output_dir: Path) -> None:
     fig.tight_layout()
     for name, write in (("ablation_accuracy.json", lambda p: p.write_text(json.dumps(summary, indent=2))),
                         ("ablation_accuracy.png", lambda p: fig.savefig(p, dpi=90, format="png"))):
-        with recipe.atomic_write(output_dir / name) as temporary:  # never a half-written result
+        with atomic_write(output_dir / name) as temporary:  # never a half-written result
             write(temporary)
     print(f"wrote {output_dir / 'ablation_accuracy.json'} and {output_dir / 'ablation_accuracy.png'}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, every value checked before anything is trained (bench/cli.py)."""
+    """The command line, every value checked before anything is trained (handwritten_digits/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 seed, 1 and 2 epochs")
     parser.add_argument("--epochs", type=cli.whole_number(2, " (1 epoch is always measured)"), default=5,

@@ -23,23 +23,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from handwritten_digits import cli, recipe
+from handwritten_digits.checkpoints import load_checkpoint
+from handwritten_digits.data import notebook_split, train_on_notebook_split
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
-
-from bench import cli  # noqa: E402
-from notebook_recipe import notebook_parameters, notebook_split, train_on_notebook_split  # noqa: E402
-
-recipe = cli.recipe()
-DEFAULTS = notebook_parameters()
 PEN = 22  # DrawingPad's line width on its 280 x 280 canvas
 CANVAS = 280
 SAVED_MODEL = ROOT / "outputs" / "digit_cnn.pt"  # what `make run` saves
@@ -48,7 +43,7 @@ SAVED_MODEL = ROOT / "outputs" / "digit_cnn.pt"  # what `make run` saves
 def train(widths: tuple[int, int, int], augment: bool, epochs: int, seed: int, limit: int | None) -> dict:
     """The notebook's fit() on its split, the validation images evaluated after every epoch."""
     model, history = train_on_notebook_split(
-        recipe, lambda: recipe.DigitCNN(widths=widths).to(memory_format=torch.channels_last), epochs, seed, "data",
+        lambda: recipe.DigitCNN(widths=widths).to(memory_format=torch.channels_last), epochs, seed, "data",
         torch.device("cpu"), limit, augment=augment)
     return {**history, "parameters": sum(p.numel() for p in model.parameters())}
 
@@ -92,7 +87,7 @@ def drawn_with_the_pen(digit: np.ndarray, size: int, top: int, left: int) -> Ima
 
 def saved_model() -> tuple[torch.nn.Module, dict]:
     model = recipe.DigitCNN()
-    return model, recipe.load_checkpoint(SAVED_MODEL, model, torch.device("cpu"))
+    return model, load_checkpoint(SAVED_MODEL, model, torch.device("cpu"))
 
 
 def validation_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +95,7 @@ def validation_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
     from torchvision import datasets
 
     mnist = datasets.MNIST("data", train=True)
-    chosen = notebook_split(mnist.data, DEFAULTS["SEED"])[1][:count]
+    chosen = notebook_split(mnist.data, recipe.SEED)[1][:count]
     return mnist.data[chosen].numpy(), mnist.targets[chosen].numpy()
 
 
@@ -142,7 +137,7 @@ PARTS = ("wider", "augmentation", "canvas", "fine-pen")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, every value checked before anything is trained (bench/cli.py)."""
+    """The command line, every value checked before anything is trained (handwritten_digits/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=cli.positive, default=5)
@@ -158,12 +153,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from mnist_data import ensure_mnist
+    from handwritten_digits.mnist_data import ensure_mnist
 
     ensure_mnist("data")
     quick = args.quick
     runs = {"wider": lambda: wider_layers(1, 1, 2_000) if quick else wider_layers(args.epochs, args.seeds, None),
-            "augmentation": lambda: augmentation_gap(1, 2_000) if quick else augmentation_gap(DEFAULTS["EPOCHS"], None),
+            "augmentation": lambda: augmentation_gap(1, 2_000) if quick else augmentation_gap(recipe.EPOCHS, None),
             "canvas": lambda: small_in_a_corner(20 if quick else 1_000),
             "fine-pen": lambda: fine_pens(20 if quick else 300)}
     for part in args.parts:

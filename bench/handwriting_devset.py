@@ -24,7 +24,7 @@ Everything is deterministic from --seed. Each image is read in a worker process 
     python bench/handwriting_devset.py --quick                          # smoke run: fewer sizes, 2 phone photos
     python bench/handwriting_devset.py --conditions ink-margin ink-tight photo-margin   # some conditions only
     git show HEAD:HandWrittenDigitsRecognition.ipynb > /tmp/before.ipynb
-    python bench/handwriting_devset.py --notebook /tmp/before.ipynb --output outputs/before.json   # before a change
+    python bench/handwriting_devset.py --recipe /tmp/before.py --output outputs/before.json   # before a change
     python bench/handwriting_devset.py --write-sample tests/data/handwriting                        # the test sample
 """
 
@@ -48,15 +48,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from handwritten_digits import cli  # the bench scripts' command-line checks; the notebook's code
+from handwritten_digits import recipe as project
+from handwritten_digits.checkpoints import load_checkpoint
+from handwritten_digits.files import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFilter, ImageFont  # noqa: E402
-
-from bench import cli  # noqa: E402  (the bench scripts' command-line checks)
-from notebook_recipe import NOTEBOOK, load_recipe  # noqa: E402
+RECIPE = Path(project.__file__)
 
 FONT_VERSION = "5.3.0"  # every @fontsource package below, as of this script (npm view @fontsource/<name> version)
 FONTS = {  # display name: (npm package name after @fontsource/, SHA-256 of its latin 400-weight .woff)
@@ -361,7 +362,7 @@ def mnist_cases(conditions: set[str], seed: int, quick: bool, data_root: str) ->
         return
     from torchvision import datasets
 
-    from mnist_data import ensure_mnist
+    from handwritten_digits.mnist_data import ensure_mnist
 
     ensure_mnist(data_root, log=lambda _: None)
     test = datasets.MNIST(data_root, train=False)
@@ -375,14 +376,27 @@ def mnist_cases(conditions: set[str], seed: int, quick: bool, data_root: str) ->
 # Reading the images, each under a time limit --------------------------------------------------------------------
 
 
-def reader_worker(connection, notebook: str, model_path: str) -> None:
-    """In a worker process: read each image received with the notebook's predict_digit; answer with the outcome."""
+def load_recipe(path: str):
+    """The module exported from a notebook (the project's handwritten_digits/recipe.py, or one that `make export`
+    wrote at another commit: git show COMMIT:handwritten_digits/recipe.py > /tmp/before.py), imported from its file."""
+    import importlib.util
+
+    if Path(path).resolve() == RECIPE.resolve():
+        return project
+    spec = importlib.util.spec_from_file_location("recipe_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reader_worker(connection, recipe_path: str, model_path: str) -> None:
+    """In a worker process: read each image received with the recipe's predict_digit; answer with the outcome."""
     import torch
 
-    recipe = load_recipe(Path(notebook))
+    recipe = load_recipe(recipe_path)
     cpu = torch.device("cpu")
     model = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(model_path, model, cpu)
+    saved = load_checkpoint(model_path, model, cpu)
     connection.send("ready")
     while (image := connection.recv()) is not None:
         started = time.perf_counter()
@@ -410,14 +424,14 @@ def paper_contrast(recipe, image: np.ndarray) -> float | None:
 class TimedReader:
     """Reads images in a worker process, so that one that takes longer than `limit` seconds can be stopped."""
 
-    def __init__(self, notebook: Path, model_path: Path, limit: float):
-        self.notebook, self.model_path, self.limit = str(notebook), str(model_path), limit
+    def __init__(self, recipe_path: Path, model_path: Path, limit: float):
+        self.recipe_path, self.model_path, self.limit = str(recipe_path), str(model_path), limit
         self.context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked thread pools
         self.process = None
 
     def start(self) -> None:
         self.connection, child = self.context.Pipe()
-        self.process = self.context.Process(target=reader_worker, args=(child, self.notebook, self.model_path),
+        self.process = self.context.Process(target=reader_worker, args=(child, self.recipe_path, self.model_path),
                                             daemon=True)
         self.process.start()
         if not self.connection.poll(300) or self.connection.recv() != "ready":
@@ -592,7 +606,7 @@ def main(args: argparse.Namespace) -> dict | None:
     if not args.write_sample and not args.model.is_file():
         sys.exit(f"{args.model} is missing: run `make run` first (it trains the network and saves it there), "
                  "or pass --model PATH")
-    project = cli.recipe()  # drawings are made with the project's DrawingPad, whatever --notebook is read with
+    # drawings are made with the project's DrawingPad, whatever --recipe reads them
     fonts, skipped = fetch_fonts(args.fonts_dir)
     if not fonts:
         sys.exit("no font could be fetched: is the npm registry reachable?")
@@ -601,7 +615,7 @@ def main(args: argparse.Namespace) -> dict | None:
         print(f"wrote {len(written)} images and README.md to {args.write_sample}")
         return None
     conditions = set(args.conditions)
-    reader = TimedReader(args.notebook, args.model, args.time_limit)
+    reader = TimedReader(args.recipe, args.model, args.time_limit)
     records, started = [], time.perf_counter()
     try:
         cases = itertools.chain(mnist_cases(conditions, args.seed, args.quick, args.data_root),
@@ -618,14 +632,14 @@ def main(args: argparse.Namespace) -> dict | None:
     finally:
         reader.stop()
     summary = summarise(records)
-    report = {"notebook": str(args.notebook), "model": str(args.model), "seed": args.seed, "quick": args.quick,
+    report = {"recipe": str(args.recipe), "model": str(args.model), "seed": args.seed, "quick": args.quick,
               "time_limit_s": args.time_limit, "conditions_run": [c for c in CONDITIONS if c in conditions],
               "font_files": [{"name": f.name, "package": f"@fontsource/{f.package}", "version": f.version,
                          "license": f.license, "file": f.path.name, "sha256": f.sha256} for f in fonts],
               "skipped_fonts": skipped, "seconds_total": time.perf_counter() - started, **summary}
     print(markdown_tables(summary))
     if args.output:
-        with project.atomic_write(args.output) as temporary:  # never a half-written report
+        with atomic_write(args.output) as temporary:  # never a half-written report
             temporary.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"report written to {args.output}")
     return report
@@ -659,8 +673,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "outputs" / "digit_cnn.pt",
                         help="the saved network to read with (default outputs/digit_cnn.pt, saved by `make run`)")
-    parser.add_argument("--notebook", type=existing_file, default=NOTEBOOK,
-                        help="the notebook whose recipe reads the images (default the project's)")
+    parser.add_argument("--recipe", type=existing_file, default=RECIPE,
+                        help="the module exported from the notebook whose treatment reads the images (default the "
+                             "project's handwritten_digits/recipe.py)")
     parser.add_argument("--output", type=report_file, help="write the report as JSON here")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), metavar="CONDITION",
                         help=f"the conditions to run (default all: {', '.join(CONDITIONS)})")

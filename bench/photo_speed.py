@@ -5,19 +5,18 @@ from an array, with the network that `make run` saved: the figures of docs/handw
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+from PIL import Image
+
+from handwritten_digits import cli, recipe
+from handwritten_digits.checkpoints import load_checkpoint
+from handwritten_digits.samples import ballpoint_photo  # the photo the tests bound: a blue ballpoint 7
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from test_handwriting import ballpoint_photo  # noqa: E402  (the photo the tests bound: a blue ballpoint 7)
-
-from bench import cli  # noqa: E402
 
 SIZES = ((4000, 3000, 8), (7300, 5500, 14))  # width, height, pen width in pixels: 12 and 40 megapixels
 
@@ -29,9 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"{args.model} is missing: run `make run` first (it saves the network there)")
-    recipe, cpu = cli.recipe(), torch.device("cpu")
+    cpu = torch.device("cpu")
     model = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(args.model, model, cpu)
+    saved = load_checkpoint(args.model, model, cpu)
     with tempfile.TemporaryDirectory() as folder:
         for width, height, pen in SIZES:
             photo, path = ballpoint_photo(width, height, pen), Path(folder) / f"photo_{width}.jpg"

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from handwritten_digits import cli, recipe
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from bench import cli  # noqa: E402
-
-recipe = cli.recipe()
 
 
 class StepTimer:
@@ -77,7 +72,7 @@ def data_feeding_seconds(data_root: str = "data") -> tuple[float, float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, every value checked before anything is measured (bench/cli.py)."""
+    """The command line, every value checked before anything is measured (handwritten_digits/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=cli.positive, default=15,
                         help="rounds of 10 training steps per variant, interleaved (default 15)")
@@ -87,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from mnist_data import ensure_mnist
+    from handwritten_digits.mnist_data import ensure_mnist
 
     ensure_mnist(args.data_root)
     rounds = args.rounds

@@ -23,11 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from handwritten_digits import cli
+from handwritten_digits.cli import synchronize
 
-from bench import cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET = 0.99  # the accuracy whose training time is compared
 
@@ -100,7 +99,7 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
     return {"epoch_seconds": seconds, "test_accuracy": accuracies}
 
 
-# --- the notebook's recipe, executed from the notebook's own cells -----------------------------
+# --- the notebook's recipe, its own code exported into handwritten_digits.recipe ---------------
 
 def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None,
                  graphed: bool = False, channels_last: bool = False) -> dict:
@@ -109,27 +108,20 @@ def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit
     (a curve to compare with its curve: no setting is chosen on it)."""
     import torch
 
-    from notebook_recipe import train_on_notebook_split
+    from handwritten_digits import recipe
+    from handwritten_digits.data import train_on_notebook_split
 
-    recipe = cli.recipe()
     device = torch.device(device_name)
 
     def make_model():
         return recipe.DigitCNN().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    _, history = train_on_notebook_split(recipe, make_model, epochs, seed, data_root, device, limit,
+    _, history = train_on_notebook_split(make_model, epochs, seed, data_root, device, limit,
                                          trainer=recipe.fit_graphed if graphed else recipe.fit, watch="test")
     synchronize(device)
     setup = history.get("capture_seconds", 0.0)  # the CUDA graph's warm-up and capture: training time too
     return {"epoch_seconds": [history["seconds"][0] + setup, *history["seconds"][1:]],
             "test_accuracy": history["val_accuracy"], "setup_seconds": setup}
-
-
-def synchronize(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def peak_memory_mb(device_name: str) -> float:
@@ -180,7 +172,7 @@ def time_to_target(seconds: list[float], accuracies: list[float]) -> float | Non
 
 
 def main(args: argparse.Namespace) -> dict:
-    from mnist_data import ensure_mnist
+    from handwritten_digits.mnist_data import ensure_mnist
 
     ensure_mnist(args.data_root)
     seeds = list(range(args.seeds))
@@ -311,7 +303,8 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    atomic_write = cli.recipe().atomic_write  # never a half-written result, even with two runs at once
+    from handwritten_digits.files import atomic_write  # never a half-written result, even with two runs at once
+
     with atomic_write(output_dir / "speed_vs_classic.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -330,7 +323,7 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, every value checked before anything is trained (bench/cli.py)."""
+    """The command line, every value checked before anything is trained (handwritten_digits/cli.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
     parser.add_argument("--epochs", type=cli.positive, default=None,
@@ -348,9 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.limit, args.epochs, args.classic_epochs, args.seeds = 2_000, 1, 1, 1
     if args.epochs is None:
-        from notebook_recipe import notebook_parameters
+        from handwritten_digits import recipe
 
-        args.epochs = notebook_parameters()["EPOCHS"]
+        args.epochs = recipe.EPOCHS
     return args
 
 

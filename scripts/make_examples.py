@@ -7,18 +7,17 @@ and one digit drawn as pen strokes in blue ink on a transparent background (RGBA
 """
 
 import os
-import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageDraw
+from torchvision import datasets
+
+from handwritten_digits import recipe
+from handwritten_digits.files import atomic_write
+from handwritten_digits.mnist_data import ensure_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-from torchvision import datasets  # noqa: E402
-
-from mnist_data import ensure_mnist  # noqa: E402
-from notebook_recipe import load_recipe  # noqa: E402
 
 PHOTO_INDICES = (3, 11, 61)  # test images of a 0, a 6 and an 8
 
@@ -34,7 +33,6 @@ def pen_drawing_of_a_seven(size: int = 240) -> Image.Image:
 
 
 def main(folder: Path = ROOT / "assets") -> None:
-    recipe = load_recipe()
     ensure_mnist(ROOT / "data", log=lambda _: None)
     test = datasets.MNIST(str(ROOT / "data"), train=False)
     rng = np.random.default_rng(2026)
@@ -43,7 +41,7 @@ def main(folder: Path = ROOT / "assets") -> None:
     images["example_drawing_7.png"] = pen_drawing_of_a_seven()
     for name, image in images.items():
         path = folder / name
-        with recipe.atomic_write(path) as temporary:  # complete files only, even if interrupted
+        with atomic_write(path) as temporary:  # complete files only, even if interrupted
             image.save(temporary, format="PNG")
         print(f"wrote {os.path.relpath(path)} ({path.stat().st_size / 1e3:.1f} kB)")
 

@@ -22,11 +22,10 @@ import nbformat
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
+from handwritten_digits.files import atomic_write
+from handwritten_digits.weights import read_weights_script
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from notebook_recipe import load_recipe  # noqa: E402
-
 NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
 WEIGHTS = ROOT / "assets" / "digit_cnn_weights.js"
 WEB = ROOT / "web"
@@ -72,9 +71,16 @@ def is_canvas_cell(cell: nbformat.NotebookNode) -> bool:
 def live_canvas_html(weights: Path = WEIGHTS) -> str:
     """The live canvas as one piece of HTML: web/live_canvas.html's markup, then the weights file and web/*.js as
     inline scripts."""
+    remake = ("check out the committed file, or export it again (make assets, after make run has saved "
+              "outputs/digit_cnn.pt)")
     if not weights.is_file():
-        raise ValueError(f"{weights} is missing: the page's live canvas needs the exported weights; check out the "
-                         "committed file, or export them (make assets, after make run has saved outputs/digit_cnn.pt)")
+        raise ValueError(f"{weights} is missing: the page's live canvas needs the exported weights; {remake}")
+    try:  # a damaged file would give a page whose script throws: refuse it here
+        read_weights_script(weights)
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise ValueError(f"{weights} is empty or damaged ({reason}), so the page's live canvas could not run: "
+                         f"{remake}") from error
     paths = [weights, *(WEB / name for name in LIVE_SCRIPTS)]
     scripts = {path.name: path.read_text(encoding="utf-8") for path in paths}
     for name, text in scripts.items():
@@ -106,10 +112,10 @@ def notebook_html(notebook: Path, weights: Path = WEIGHTS) -> str:
 
 
 def write_html(notebook: Path, target: Path, weights: Path = WEIGHTS) -> None:
-    """Write the page through a temporary file of its own (the notebook's atomic_write), so that the target is never
-    half written, even with two writers at once."""
+    """Write the page through a temporary file of its own (atomic_write), so that the target is never half written,
+    even with two writers at once."""
     page = notebook_html(notebook, weights)
-    with load_recipe().atomic_write(target) as temporary:
+    with atomic_write(target) as temporary:
         temporary.write_text(page, encoding="utf-8")
 
 
@@ -117,9 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", nargs="?", type=Path, default=NOTEBOOK)
     parser.add_argument("--output", type=Path, default=ROOT / "outputs" / f"{NOTEBOOK.stem}.html")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS,
+                        help="the live canvas's network (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        write_html(args.notebook, args.output)
+        write_html(args.notebook, args.output, args.weights)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")

@@ -16,11 +16,11 @@ from bench.accuracy_ablation import (
     optimizer_and_schedule,
     train_variant,
 )
-from notebook_recipe import NOTEBOOK, load_recipe
+from handwritten_digits import recipe
+from handwritten_digits.export import NOTEBOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 
-recipe = load_recipe()
 
 
 def test_reference_variant_trains_exactly_as_the_notebook_fit(mnist_root):

@@ -1,5 +1,5 @@
-"""The bench scripts' command lines (bench/cli.py): a value a run could not use is refused before anything is trained,
-as an argparse error (exit status 2) that names the flag, the value and what to give instead."""
+"""The bench scripts' command lines (handwritten_digits/cli.py): a value a run could not use is refused before anything
+is trained, as an argparse error (exit status 2) that names the flag, the value and what to give instead."""
 
 import subprocess
 import sys
@@ -10,8 +10,8 @@ import bench.accuracy_ablation as accuracy_ablation
 import bench.exercise_answers as exercise_answers
 import bench.speed_ablation as speed_ablation
 import bench.speed_vs_classic as speed_vs_classic
-from bench import cli
-from notebook_recipe import NOTEBOOK, load_recipe
+from handwritten_digits import checks, cli
+from handwritten_digits.export import NOTEBOOK
 
 ROOT = NOTEBOOK.parent
 
@@ -71,10 +71,8 @@ def test_device_that_is_not_here_is_refused_with_the_notebooks_reason(monkeypatc
                             "choose another device (--device cpu always works)")
 
 
-def test_device_check_is_the_notebooks_own():
-    recipe = load_recipe()
-    for name in ("cpu", "cuda", "cuda:7", "mps"):
-        assert cli.device_problem(name) == recipe.device_problem(name)
+def test_device_check_is_the_set_up_cells_own():
+    assert cli.device_problem is checks.device_problem
 
 
 def test_default_device_is_the_cpu_where_the_gpu_cannot_be_used(monkeypatch):

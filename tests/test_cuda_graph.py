@@ -13,9 +13,8 @@ import math
 import pytest
 import torch
 
-from notebook_recipe import load_recipe
+from handwritten_digits import recipe
 
-recipe = load_recipe()
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need an NVIDIA GPU")
 
 
@@ -208,6 +207,7 @@ def test_successful_capture_undoes_the_warm_up_too(monkeypatch):
 # --- on an NVIDIA GPU only ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the GPU tests belong to the slow tier (make test-slow)
 @needs_cuda
 def test_captured_steps_equal_uncaptured_steps_on_cuda():
     device = torch.device("cuda")
@@ -228,12 +228,13 @@ def test_captured_steps_equal_uncaptured_steps_on_cuda():
         torch.testing.assert_close(runs[True][1][name], value, rtol=1e-3, atol=1e-4, msg=name)
 
 
+@pytest.mark.slow  # the GPU tests belong to the slow tier (make test-slow)
 @needs_cuda
 def test_one_graphed_epoch_on_cuda_reaches_the_plain_loops_accuracy(mnist_root):
-    from notebook_recipe import notebook_data
+    from handwritten_digits.data import notebook_data
 
     device = torch.device("cuda")
-    train, validation, _ = notebook_data(recipe, 0, str(mnist_root), device)
+    train, validation, _ = notebook_data(0, str(mnist_root), device)
     accuracies = {}
     for trainer in (recipe.fit, recipe.fit_graphed):
         torch.manual_seed(0)

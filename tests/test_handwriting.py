@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from notebook_recipe import NOTEBOOK, load_recipe
+from handwritten_digits import recipe
+from handwritten_digits.export import NOTEBOOK
+from handwritten_digits.samples import ballpoint_photo
 
 ROOT = NOTEBOOK.parent
-recipe = load_recipe()
 
 
 @pytest.fixture(scope="module")
@@ -490,18 +491,6 @@ def test_dark_ink_on_grey_paper_is_inverted_as_on_white_paper(mnist_digits):
         on_white = recipe.mnist_style(on_large_canvas(digit, 3.0, 20, 30))
         on_grey = recipe.mnist_style((on_large_canvas(digit, 3.0, 20, 30) * 0.4).astype(np.uint8))
         assert np.abs(on_grey - on_white).mean() < 0.02
-
-
-def ballpoint_photo(width: int, height: int, pen: int) -> np.ndarray:
-    """A phone-sized RGB photo of a 7 in blue ballpoint on off-white paper, lit unevenly, with sensor noise."""
-    from PIL import ImageDraw
-
-    photo = Image.new("RGB", (width, height), (235, 230, 220))
-    ImageDraw.Draw(photo).line([(0.4 * width, 0.3 * height), (0.6 * width, 0.3 * height),
-                                (0.45 * width, 0.75 * height)], fill=(20, 30, 140), width=pen)
-    pixels = np.asarray(photo).astype(np.float32) + np.linspace(-15, 15, width)[None, :, None]
-    pixels += np.random.default_rng(0).normal(0, 4, (height, width))[..., None]
-    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def test_a_twelve_megapixel_photo_is_read_in_seconds_not_minutes():

@@ -64,7 +64,7 @@ def test_notebook_and_docs_quote_the_committed_development_set_report():
     import json
 
     from bench.handwriting_devset import condition_table, markdown_tables
-    from notebook_recipe import NOTEBOOK
+    from handwritten_digits.export import NOTEBOOK
 
     root = NOTEBOOK.parent
     report = json.loads((root / "assets" / "handwriting_devset.json").read_text(encoding="utf-8"))

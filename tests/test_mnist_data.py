@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnist_data
-from mnist_data import MnistUnavailableError, ensure_mnist, from_wheel, idx_bytes, raw_dir
+from handwritten_digits import mnist_data
+from handwritten_digits.mnist_data import MnistUnavailableError, ensure_mnist, from_wheel, idx_bytes, raw_dir
 
 N_TRAIN, N_VALID, N_TEST = 6, 4, 5
 
@@ -177,7 +177,7 @@ def test_leftovers_of_a_killed_run_are_cleaned(tiny):
 def test_unwritable_data_root_says_what_to_do(tiny, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # mkdir below it fails, even for root
-    with pytest.raises(MnistUnavailableError, match="Set DATA_ROOT"):
+    with pytest.raises(MnistUnavailableError, match="set DATA_ROOT to a folder you can write to"):
         ensure_mnist(blocker / "data", sources=[tiny["source"]], log=lambda _: None)
     assert blocker.read_text() == "not a folder"
 
@@ -215,14 +215,15 @@ def test_rebuild_killed_midway_leaves_nothing_and_next_run_completes(tiny, tmp_p
 
     started = tmp_path / "started"
     script = textwrap.dedent(f"""
-        import time, pathlib, mnist_data
+        import time, pathlib
+        from handwritten_digits import mnist_data
         def slow(scratch):
             (scratch / "train-images-idx3-ubyte").write_bytes(b"x" * 1000)
             pathlib.Path({str(started)!r}).touch()
             time.sleep(60)
         mnist_data.ensure_mnist({str(tiny["root"])!r}, sources=[("slow", slow)])
     """)
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(mnist_data.__file__).parent)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
     deadline = time.monotonic() + 30
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -246,7 +247,7 @@ def test_no_network_at_all_gives_one_clear_message_and_touches_nothing(tmp_path)
            "no_proxy": "", "NO_PROXY": "", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "",
            "PIP_INDEX_URL": dead + "/simple", "PIP_EXTRA_INDEX_URL": ""}
     root = tmp_path / "data"
-    done = subprocess.run([sys.executable, "mnist_data.py", str(root)], cwd=Path(mnist_data.__file__).parent,
+    done = subprocess.run([sys.executable, "-m", "handwritten_digits.mnist_data", str(root)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
@@ -306,10 +307,10 @@ def test_help_prints_usage_and_fetches_nothing(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(Path(mnist_data.__file__).resolve()), "--help"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "handwritten_digits.mnist_data", "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
-    assert done.stdout.startswith("usage: mnist_data.py [-h] [data_root]")
+    assert done.stdout.startswith("usage: python -m handwritten_digits.mnist_data [-h] [data_root]")
     assert "DATA_ROOT/MNIST/raw" in done.stdout
     assert not list(tmp_path.iterdir())  # no ./--help/MNIST/raw
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from notebook_recipe import NOTEBOOK
-from scripts.notebook_html import live_canvas_html, notebook_html, write_html
+from handwritten_digits.export import NOTEBOOK
+from scripts.notebook_html import WEIGHTS, live_canvas_html, notebook_html, write_html
 
 ROOT = NOTEBOOK.parent
 
@@ -46,6 +46,37 @@ def test_page_without_the_exported_weights_is_refused_and_nothing_written(tmp_pa
     target = tmp_path / "page.html"
     with pytest.raises(ValueError, match=r"digit_cnn_weights\.js is missing: the page's live canvas needs"):
         write_html(NOTEBOOK, target, weights=tmp_path / "digit_cnn_weights.js")
+    assert not target.exists()
+
+
+def damaged_weights(folder, damage: str):
+    """A copy of the committed weights file, damaged so that the page's script would throw."""
+    text = WEIGHTS.read_text(encoding="utf-8")
+    damaged = {"empty": "", "cut in half": text[: len(text) // 2],
+               "no constants": re.sub(r'\n "constants": .*,\n', "\n", text),
+               "not JSON": text.replace('"mean": ', '"mean": ,', 1)}[damage]
+    weights = folder / "digit_cnn_weights.js"
+    weights.write_text(damaged, encoding="utf-8")
+    return weights
+
+
+@pytest.mark.parametrize("damage", ["empty", "cut in half", "no constants", "not JSON"])
+def test_a_damaged_or_empty_weights_file_is_refused_naming_it_and_no_page_is_written(tmp_path, damage):
+    weights, target = damaged_weights(tmp_path, damage), tmp_path / "page.html"
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(weights))} is empty or damaged \(.*make assets, after "
+                                         "make run has saved outputs/digit_cnn.pt"):
+        write_html(NOTEBOOK, target, weights=weights)
+    assert not target.exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_make_html_with_a_weights_file_cut_in_half_fails_in_one_line_and_writes_no_page(tmp_path):
+    weights, target = damaged_weights(tmp_path, "cut in half"), tmp_path / "page.html"
+    done = subprocess.run([sys.executable, "scripts/notebook_html.py", "--output", str(target), "--weights",
+                           str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {weights} is empty or damaged (")
+    assert len(done.stderr.strip().splitlines()) == 1
     assert not target.exists()
 
 

@@ -1,4 +1,5 @@
-"""Unit tests of the notebook's own code (its cells tagged "recipe"): checkpoints, augmentation, training."""
+"""Unit tests of the notebook's exported code (handwritten_digits.recipe: augmentation, training) and of the tools'
+hardened checkpoints (handwritten_digits.checkpoints), in-process."""
 
 import json
 import os
@@ -9,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from notebook_recipe import NOTEBOOK, load_recipe
+from handwritten_digits import recipe
+from handwritten_digits.checkpoints import load_checkpoint, save_checkpoint
+from handwritten_digits.data import notebook_data
+from handwritten_digits.export import NOTEBOOK
+from handwritten_digits.files import folder_problem
 
-recipe = load_recipe()
 CPU = torch.device("cpu")
 
 
@@ -25,14 +29,14 @@ def trained(tmp_path):
         for _ in range(3):
             model(torch.randn(16, 1, 28, 28))  # moves the batch-norm running statistics
     path = tmp_path / "model.pt"
-    recipe.save_checkpoint(model, path, mean=0.13, std=0.31)
+    save_checkpoint(model, path, mean=0.13, std=0.31)
     return model, path
 
 
 def test_checkpoint_reloads_with_identical_predictions(trained):
     model, path = trained
     fresh = recipe.DigitCNN()
-    checkpoint = recipe.load_checkpoint(path, fresh, CPU)
+    checkpoint = load_checkpoint(path, fresh, CPU)
     images = torch.randn(32, 1, 28, 28)
     model.eval()
     fresh.eval()
@@ -53,52 +57,53 @@ def test_checkpoint_loading_is_weights_only(trained, monkeypatch):
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    load_checkpoint(path, recipe.DigitCNN(), CPU)
     assert seen.get("weights_only") is True
     assert seen.get("map_location") == CPU
 
 
 def test_other_architecture_is_refused_naming_the_layers(tmp_path):
     path = tmp_path / "wide.pt"
-    recipe.save_checkpoint(recipe.DigitCNN(widths=(32, 64, 128)), path, 0.13, 0.31)
+    save_checkpoint(recipe.DigitCNN(widths=(32, 64, 128)), path, 0.13, 0.31)
     with pytest.raises(ValueError, match="different architecture") as caught:
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
     message = str(caught.value)
-    assert "different architecture" in message
+    assert "different architecture (DigitCNN) than DigitCNN, 16 weights differ:" in message
     assert "conv1.0.weight: shape [32, 1, 3, 3] in the file, [16, 1, 3, 3] in the model" in message
-    assert "fc1.weight" in message
+    assert message.endswith("... and 13 more")  # a few lines, not one per weight
+    assert len(message.splitlines()) == 5
 
 
 def test_fully_connected_checkpoint_is_refused_with_missing_and_extra_layers(tmp_path):
     path = tmp_path / "mlp.pt"
-    recipe.save_checkpoint(recipe.FullyConnectedNet(), path, 0.13, 0.31)
-    expected = r"conv1\.0\.weight: missing from the file[\s\S]*layers\.1\.weight: not in DigitCNN"
+    save_checkpoint(recipe.FullyConnectedNet(), path, 0.13, 0.31)
+    expected = r"architecture \(FullyConnectedNet\) than DigitCNN, [0-9]+ weights differ:\n  conv1\.0\.weight: missing"
     with pytest.raises(ValueError, match=expected):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 def test_truncated_checkpoint_is_refused(trained):
     _, path = trained
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 def test_file_that_is_no_checkpoint_is_refused(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("just some text")
     with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
     torch.save({"weights": torch.zeros(3)}, path)
     with pytest.raises(ValueError, match="no 'model_state'"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 def test_empty_checkpoint_file_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "empty.pt"
     path.touch()
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))} cannot be loaded as a checkpoint: EOFError"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
     assert path.read_bytes() == b""
 
 
@@ -106,7 +111,7 @@ def test_checkpoint_whose_state_is_not_tensors_is_refused(tmp_path):
     path = tmp_path / "odd.pt"
     torch.save({"model_state": {"conv1.0.weight": [1.0, 2.0]}}, path)
     with pytest.raises(ValueError, match="'model_state' is not a dict of tensors"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 def test_checkpoint_with_non_finite_weights_is_refused_naming_the_tensors(trained):
@@ -119,7 +124,7 @@ def test_checkpoint_with_non_finite_weights_is_refused_naming_the_tensors(traine
     fresh = recipe.DigitCNN()
     before = {key: value.clone() for key, value in fresh.state_dict().items()}
     with pytest.raises(ValueError, match=r"not finite numbers \(NaN or infinity\) in: conv2\.0\.weight, fc1\.bias$"):
-        recipe.load_checkpoint(path, fresh, CPU)
+        load_checkpoint(path, fresh, CPU)
     assert all(torch.equal(before[key], value) for key, value in fresh.state_dict().items())  # model untouched
     assert path.read_bytes() == saved
 
@@ -134,7 +139,7 @@ def test_checkpoint_that_runs_code_is_refused_without_running_it(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"model_state": Payload()}, path, pickle_module=pickle)
     with pytest.raises(ValueError, match="cannot be loaded as a checkpoint"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
     assert not marker.exists()
 
 
@@ -149,7 +154,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(trained, monkeypatch):
 
     monkeypatch.setattr("pathlib.Path.write_bytes", dies_midway)  # save_checkpoint writes its bytes so
     with pytest.raises(KeyboardInterrupt):
-        recipe.save_checkpoint(recipe.DigitCNN(), path, 0.5, 0.5)
+        save_checkpoint(recipe.DigitCNN(), path, 0.5, 0.5)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
@@ -185,12 +190,12 @@ def test_checkpoint_saved_on_cuda_loads_on_a_cpu_only_machine(tmp_path, monkeypa
     path = tmp_path / "from-gpu.pt"
     with monkeypatch.context() as patched:
         patched.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-        recipe.save_checkpoint(model, path, 0.13, 0.31)
+        save_checkpoint(model, path, 0.13, 0.31)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does on a CPU-only machine
             torch.load(path, weights_only=True)
     fresh = recipe.DigitCNN()
-    recipe.load_checkpoint(path, fresh, CPU)
+    load_checkpoint(path, fresh, CPU)
     assert all(tensor.device.type == "cpu" for tensor in fresh.state_dict().values())
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
 
@@ -220,7 +225,7 @@ def test_checkpoint_without_usable_normalisation_is_refused_naming_it(trained, c
     fresh = recipe.DigitCNN()
     before = {key: value.clone() for key, value in fresh.state_dict().items()}
     with pytest.raises(ValueError, match=rf"no usable normalisation constants: .*{message}"):
-        recipe.load_checkpoint(path, fresh, CPU)
+        load_checkpoint(path, fresh, CPU)
     assert all(torch.equal(before[key], value) for key, value in fresh.state_dict().items())  # model untouched
 
 
@@ -228,7 +233,7 @@ def test_the_readme_example_works_on_every_checkpoint_that_loads(trained):
     """docs/handwriting.md's lines: load_checkpoint, then predict_digit with the saved mean and std."""
     _model, path = trained
     model = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(path, model, CPU)
+    saved = load_checkpoint(path, model, CPU)
     image = np.full((100, 80), 255, dtype=np.uint8)
     image[20:80, 36:44] = 0  # a dark bar on white paper: a 1
     digit, probabilities = recipe.predict_digit(model, image, saved["mean"], saved["std"], CPU)
@@ -241,9 +246,9 @@ def test_a_checkpoint_path_that_is_not_a_regular_file_is_refused_without_opening
     fifo = tmp_path / "pipe.pt"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match=r"pipe\.pt is not a regular file"):
-        recipe.load_checkpoint(fifo, recipe.DigitCNN(), CPU)
+        load_checkpoint(fifo, recipe.DigitCNN(), CPU)
     with pytest.raises(ValueError, match="is not a regular file"):
-        recipe.load_checkpoint(tmp_path, recipe.DigitCNN(), CPU)
+        load_checkpoint(tmp_path, recipe.DigitCNN(), CPU)
 
 
 def test_two_writers_saving_one_checkpoint_at_once_never_clash_nor_show_a_reader_half_a_file(tmp_path):
@@ -252,16 +257,16 @@ def test_two_writers_saving_one_checkpoint_at_once_never_clash_nor_show_a_reader
 
     path = tmp_path / "digit_cnn.pt"
     models = [recipe.DigitCNN() for _ in range(2)]
-    recipe.save_checkpoint(models[0], path, 0.13, 0.31)
+    save_checkpoint(models[0], path, 0.13, 0.31)
 
     def write(model) -> int:
         for _ in range(25):
-            recipe.save_checkpoint(model, path, 0.13, 0.31)
+            save_checkpoint(model, path, 0.13, 0.31)
         return 25
 
     def read(_) -> int:
         for _ in range(50):
-            recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+            load_checkpoint(path, recipe.DigitCNN(), CPU)
         return 50
 
     with ThreadPoolExecutor(3) as pool:
@@ -281,7 +286,7 @@ def test_a_save_into_a_folder_that_cannot_be_written_names_the_file(tmp_path, mo
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(OSError, match=rf"cannot write {re.escape(str(blocker))}/model\.pt: .*OUTPUT_DIR"):
-        recipe.save_checkpoint(recipe.DigitCNN(), blocker / "model.pt", 0.13, 0.31)
+        save_checkpoint(recipe.DigitCNN(), blocker / "model.pt", 0.13, 0.31)
     assert blocker.read_text() == "not a folder"
 
     def refused(*args, **kwargs):
@@ -289,7 +294,7 @@ def test_a_save_into_a_folder_that_cannot_be_written_names_the_file(tmp_path, mo
 
     monkeypatch.setattr("tempfile.mkstemp", refused)  # what a folder without write permission gives a user
     with pytest.raises(PermissionError, match=r"cannot write .*model\.pt: Permission denied"):
-        recipe.save_checkpoint(recipe.DigitCNN(), tmp_path / "model.pt", 0.13, 0.31)
+        save_checkpoint(recipe.DigitCNN(), tmp_path / "model.pt", 0.13, 0.31)
     assert not (tmp_path / "model.pt").exists()
 
 
@@ -303,9 +308,7 @@ def test_training_that_diverges_stops_naming_the_learning_rate(capsys):
 
 
 def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_root, capsys):
-    from notebook_recipe import notebook_data
-
-    train, validation, _ = notebook_data(recipe, 0, str(mnist_root), CPU, limit=2_000)
+    train, validation, _ = notebook_data(0, str(mnist_root), CPU, limit=2_000)
     torch.manual_seed(0)
     recipe.fit(recipe.DigitCNN(), train, validation, epochs=1, learning_rate=10, batch_size=128)
     printed = capsys.readouterr().out
@@ -317,8 +320,8 @@ def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_ro
                                            (torch.tensor(0.13), torch.tensor(0.31)), (torch.tensor([0.13]), 0.31)])
 def test_numpy_and_tensor_normalisation_numbers_are_saved_as_plain_numbers_that_load_back(tmp_path, mean, std):
     path = tmp_path / "model.pt"
-    recipe.save_checkpoint(recipe.DigitCNN(), path, mean, std)
-    saved = recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+    save_checkpoint(recipe.DigitCNN(), path, mean, std)
+    saved = load_checkpoint(path, recipe.DigitCNN(), CPU)
     assert type(saved["mean"]) is float
     assert type(saved["std"]) is float
     assert saved["mean"] == pytest.approx(0.13)
@@ -343,7 +346,7 @@ def test_a_save_that_could_not_be_loaded_back_is_refused_and_the_old_file_kept(t
     before = path.read_bytes()
     expected = rf"not saved, {re.escape(str(path))} is unchanged: the checkpoint .*{message}"
     with pytest.raises(ValueError, match=expected):
-        recipe.save_checkpoint(model(), path, mean, std)
+        save_checkpoint(model(), path, mean, std)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
 
@@ -352,9 +355,9 @@ def test_a_compiled_network_is_saved_as_the_network_it_wraps(tmp_path):
     model = recipe.DigitCNN()
     compiled = torch.compile(model)  # compiles lazily: nothing is compiled unless it is called
     path = tmp_path / "compiled.pt"
-    recipe.save_checkpoint(compiled, path, 0.13, 0.31)
+    save_checkpoint(compiled, path, 0.13, 0.31)
     fresh = recipe.DigitCNN()
-    saved = recipe.load_checkpoint(path, fresh, CPU)
+    saved = load_checkpoint(path, fresh, CPU)
     assert saved["architecture"] == "DigitCNN"
     assert not any(key.startswith("_orig_mod.") for key in saved["model_state"])
     assert all(torch.equal(value, model.state_dict()[key]) for key, value in fresh.state_dict().items())
@@ -366,7 +369,7 @@ def test_normalisation_on_the_0_to_255_scale_is_refused_naming_the_expected_scal
     saved.update(mean=0.13 * 255, std=0.31 * 255)
     torch.save(saved, path)
     with pytest.raises(ValueError, match=r"expected on the 0-1 pixel scale \(pixels divided by 255"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 def test_a_negative_batch_norm_variance_is_refused_naming_the_layer(trained):
@@ -375,7 +378,7 @@ def test_a_negative_batch_norm_variance_is_refused_naming_the_layer(trained):
     saved["model_state"]["conv2.1.running_var"][3] = -0.5
     torch.save(saved, path)
     with pytest.raises(ValueError, match=r"batch-norm variances below zero in: conv2\.1\.running_var"):
-        recipe.load_checkpoint(path, recipe.DigitCNN(), CPU)
+        load_checkpoint(path, recipe.DigitCNN(), CPU)
 
 
 @pytest.fixture
@@ -409,7 +412,7 @@ def test_a_full_disk_at_save_time_names_the_file_and_the_folder_and_keeps_the_ol
     with pytest.raises(OSError, match=rf"cannot write {re.escape(str(path))}: the disk that holds "
                                       rf"{re.escape(str(folder))} is full .* the previous digit_cnn\.pt, if there was "
                                       "one, is unchanged"):
-        recipe.save_checkpoint(recipe.DigitCNN(), path, 0.13, 0.31)
+        save_checkpoint(recipe.DigitCNN(), path, 0.13, 0.31)
     monkeypatch.undo()
     assert path.read_bytes() == b"the previous checkpoint"
     assert [p.name for p in folder.iterdir()] == [path.name]
@@ -418,8 +421,8 @@ def test_a_full_disk_at_save_time_names_the_file_and_the_folder_and_keeps_the_ol
 def test_a_folder_that_cannot_hold_files_is_named_with_the_reason(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert recipe.folder_problem(blocker) == "it is a file, not a folder"
-    assert recipe.folder_problem(blocker / "inside") is not None
-    assert recipe.folder_problem("/proc/no-such-folder") is not None
-    assert recipe.folder_problem(tmp_path / "new" / "outputs") is None
+    assert folder_problem(blocker) == "it is a file, not a folder"
+    assert folder_problem(blocker / "inside") is not None
+    assert folder_problem("/proc/no-such-folder") is not None
+    assert folder_problem(tmp_path / "new" / "outputs") is None
     assert list((tmp_path / "new" / "outputs").iterdir()) == []  # the probe file is gone

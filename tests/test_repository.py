@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from notebook_recipe import NOTEBOOK
+from handwritten_digits.export import NOTEBOOK
 
 ROOT = NOTEBOOK.parent
 
@@ -20,13 +20,16 @@ def test_github_workflow_runs_ci_script_on_push_pull_request_and_weekly():
     assert "bash .ci/run" in steps
 
 
-def test_ci_script_runs_the_readme_test_command_and_make_test_lints_first():
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")
+def test_ci_script_runs_the_readme_test_command_then_the_slow_tier_and_make_test_lints_first():
+    lines = (ROOT / ".ci" / "run").read_text().rstrip().splitlines()
+    assert lines[-2:] == ["make test", "make test-slow"]
     assert "make test    # " in (ROOT / "README.md").read_text()
     planned = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     commands = [line for line in planned.splitlines() if "ruff check" in line or "pytest" in line]
     assert "ruff check ." in commands[0]
-    assert "pytest" in commands[-1]
+    assert 'pytest -m "not slow"' in commands[-1]
+    planned = subprocess.run(["make", "-n", "test-slow"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [line for line in planned.splitlines() if "pytest" in line][-1].endswith("pytest -m slow tests")
 
 
 def test_every_requirement_has_a_floor_that_the_floor_check_pins():

@@ -1,8 +1,8 @@
 """The notebook on its own, as a hosted service or a downloaded copy runs it: no repository beside it.
 
 Each run copies only the notebook into an empty folder (plus the MNIST files in its data folder, as a
-first run would have fetched them) and executes it headless in quick mode. Packages are made
-unimportable for the kernel by a sitecustomize module that hides them from Python's path finder, so
+first run would have fetched them) and executes it headless in quick mode, without the project's package. Packages
+are made unimportable for the kernel by a sitecustomize module that hides them from Python's module finders, so
 they look exactly as if they were not installed.
 """
 
@@ -15,28 +15,39 @@ from pathlib import Path
 
 import pytest
 
-from mnist_data import MNIST_FILES
-from notebook_recipe import NOTEBOOK
+from handwritten_digits.export import NOTEBOOK
+from handwritten_digits.mnist_data import MNIST_FILES
+
+pytestmark = pytest.mark.slow  # the slow tier: make test-slow
 
 HIDE_MODULES = '''"""Test helper: hide some installed packages, as if they were not installed."""
-import importlib.machinery
+import sys
 
 HIDDEN = {hidden!r}
-_find_spec = importlib.machinery.PathFinder.find_spec.__func__
 
 
-def _find_spec_unless_hidden(cls, name, path=None, target=None):
-    if name.partition(".")[0] in HIDDEN:
-        return None
-    return _find_spec(cls, name, path, target)
+class HidingFinder:
+    """One of Python's module finders (the path finder, an editable install's finder, ...), blind to HIDDEN."""
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        find = getattr(self.finder, "find_spec", None)
+        return None if name.partition(".")[0] in HIDDEN or find is None else find(name, path, target)
+
+    def __getattr__(self, attribute):
+        return getattr(self.finder, attribute)
 
 
-importlib.machinery.PathFinder.find_spec = classmethod(_find_spec_unless_hidden)
+sys.meta_path[:] = [HidingFinder(finder) for finder in sys.meta_path]
 '''
 
 
 def run_alone(tmp_path: Path, mnist_root: Path, hidden: set[str] = frozenset(), path_env: str | None = None) -> str:
-    """Run a lone copy of the notebook in quick mode; return the text of all its outputs."""
+    """Run a lone copy of the notebook in quick mode, the project's package hidden as well as `hidden`; return the
+    text of all its outputs."""
+    hidden = {*hidden, "handwritten_digits"}
     folder = tmp_path / "alone"
     raw = folder / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -44,11 +55,10 @@ def run_alone(tmp_path: Path, mnist_root: Path, hidden: set[str] = frozenset(), 
         shutil.copyfile(mnist_root / "MNIST" / "raw" / name, raw / name)
     shutil.copyfile(NOTEBOOK, folder / NOTEBOOK.name)
     env = {**os.environ, "MNIST_QUICK": "1", "MNIST_PROGRESS": "0", "PYTHONPATH": ""}
-    if hidden:
-        site = tmp_path / "site"
-        site.mkdir()
-        (site / "sitecustomize.py").write_text(HIDE_MODULES.format(hidden=sorted(hidden)))
-        env["PYTHONPATH"] = str(site)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE_MODULES.format(hidden=sorted(hidden)))
+    env["PYTHONPATH"] = str(site)
     if path_env is not None:
         env["PATH"] = path_env
     done = subprocess.run([sys.executable, "-m", "papermill", NOTEBOOK.name, "executed.ipynb", "--cwd", str(folder),
@@ -68,9 +78,8 @@ def test_notebook_alone_without_torchviz_and_ipycanvas_runs_to_the_end(tmp_path,
         pytest.skip("this run checks the notebook with Graphviz's dot present, as hosted notebooks have it")
     text = run_alone(tmp_path, mnist_root, hidden={"torchviz", "ipycanvas"})
     assert "note: optional packages not installed: torchviz, ipycanvas; the notebook goes on without them" in text
-    assert "note: mnist_data.py is not beside the notebook" in text
-    assert "note: the torchviz package is not installed, so the graph is not drawn here (pip install torchviz)" in text
-    assert "Graphviz's `dot` program is not installed" not in text
+    assert "note: the project's package is not installed (a notebook on its own)" in text
+    assert "note: the graph is not drawn here: it needs the torchviz package (pip install torchviz)\n" in text
     assert "note: no example images here" in text
     assert "note: the drawing canvas needs ipycanvas and ipywidgets, which are not installed" in text
     assert "test accuracy: " in text  # the last cell ran
@@ -80,23 +89,24 @@ def test_notebook_alone_without_graphviz_dot_runs_to_the_end(tmp_path, mnist_roo
     python_only = str(Path(sys.executable).parent)  # the environment's bin folder: python, no `dot`
     text = run_alone(tmp_path, mnist_root, path_env=python_only)
     assert "all the packages this notebook uses are installed" in text
-    assert "note: Graphviz's `dot` program is not installed, so the graph is not drawn here" in text
-    assert "torchviz package is not installed" not in text
-    assert "pre-rendered graph" not in text  # assets/ is not there to show
+    assert "note: the graph is not drawn here: it needs Graphviz's `dot` program (apt-get, brew or conda install " \
+           "graphviz)" in text
+    assert "torchviz package" not in text
     assert "test accuracy: " in text
 
 
-def test_hidden_package_looks_uninstalled(tmp_path):
+@pytest.mark.parametrize("package", ["torchviz", "handwritten_digits"])  # a plain install, an editable one
+def test_hidden_package_looks_uninstalled(tmp_path, package):
     """The helper above hides a package from import and from importlib.util.find_spec alike."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(HIDE_MODULES.format(hidden=["torchviz"]))
-    probe = ("import importlib.util\nassert importlib.util.find_spec('torchviz') is None\n"
-             "try:\n    import torchviz\nexcept ModuleNotFoundError as error:\n    print(error)\n")
+    (site / "sitecustomize.py").write_text(HIDE_MODULES.format(hidden=[package]))
+    probe = (f"import importlib.util\nassert importlib.util.find_spec({package!r}) is None\n"
+             f"try:\n    import {package}\nexcept ModuleNotFoundError as error:\n    print(error)\n")
     done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(site)},
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "No module named 'torchviz'"
+    assert done.stdout.strip() == f"No module named '{package}'"
 
 
 def test_set_up_cell_installs_missing_packages_only_in_a_hosted_session(tmp_path, mnist_root):

@@ -19,25 +19,22 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from test_browser import CHROMIUM, CHROMIUM_FLAGS, require
 
-from notebook_recipe import NOTEBOOK, load_recipe, notebook_parameters, notebook_split
-from scripts.export_weights import (
-    WEIGHTS_FILE,
+from handwritten_digits import recipe
+from handwritten_digits.checkpoints import save_checkpoint
+from handwritten_digits.data import notebook_split
+from handwritten_digits.export import NOTEBOOK
+from handwritten_digits.weights import (
     export_weights,
     fold_batch_norm,
-    main,
     network_from_weights,
     notebook_constants,
     read_weights_script,
 )
+from scripts.export_weights import WEIGHTS_FILE, main
 from scripts.notebook_html import write_html
 
 CPU = torch.device("cpu")
 TOLERANCE = 1e-5  # the largest difference allowed between the page's numbers and PyTorch's
-
-
-@pytest.fixture(scope="module")
-def recipe():
-    return load_recipe()
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +43,9 @@ def exported():
 
 
 @pytest.fixture(scope="module")
-def network(exported, recipe):
+def network(exported):
     """The committed weights as a PyTorch DigitCNN: what the page runs, computed by PyTorch."""
-    return network_from_weights(exported, recipe)
+    return network_from_weights(exported)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +201,7 @@ def page_answer(tab) -> dict:
     return {**last, "text": tab.locator(".digit-prediction").inner_text()}
 
 
-def assert_reads_as_predict_digit(tab, network, exported, recipe) -> dict:
+def assert_reads_as_predict_digit(tab, network, exported) -> dict:
     """The page's answer for its canvas equals predict_digit's on the canvas's pixels, read back: the same digit,
     the same field and probabilities within TOLERANCE."""
     answer = page_answer(tab)
@@ -240,7 +237,7 @@ def test_folding_batch_norm_keeps_what_the_convolution_computes():
     assert torch.allclose(folded, normalised, rtol=0, atol=1e-12)
 
 
-def test_export_gives_the_checkpoints_answers_and_the_same_bytes_every_time(tmp_path, recipe, capsys):
+def test_export_gives_the_checkpoints_answers_and_the_same_bytes_every_time(tmp_path, capsys):
     torch.manual_seed(0)
     model = recipe.DigitCNN()
     for name in ("conv1", "conv2", "conv3"):  # batch norm statistics as training leaves them, not the identity
@@ -251,7 +248,7 @@ def test_export_gives_the_checkpoints_answers_and_the_same_bytes_every_time(tmp_
             norm.running_mean.normal_(0, 0.3)
             norm.running_var.uniform_(0.3, 3)
     checkpoint = tmp_path / "digit_cnn.pt"
-    recipe.save_checkpoint(model, checkpoint, 0.1307, 0.3081)
+    save_checkpoint(model, checkpoint, 0.1307, 0.3081)
     main([str(checkpoint), str(tmp_path / "first.js")])
     assert "(98,442 numbers" in capsys.readouterr().out
     again = export_weights(checkpoint, tmp_path / "second.js")
@@ -259,27 +256,27 @@ def test_export_gives_the_checkpoints_answers_and_the_same_bytes_every_time(tmp_
     images = torch.randn(16, 1, 28, 28)
     model.eval()
     with torch.no_grad():
-        assert (network_from_weights(again, recipe)(images) - model(images)).abs().max() < 1e-4
+        assert (network_from_weights(again)(images) - model(images)).abs().max() < 1e-4
     assert (again["mean"], again["std"], again["checkpoint"]) == (0.1307, 0.3081, "digit_cnn.pt")
-    assert again["constants"] == notebook_constants(recipe)
+    assert again["constants"] == notebook_constants()
 
 
-def test_constants_only_brings_an_old_weights_file_up_to_the_notebook(tmp_path, recipe):
+def test_constants_only_brings_an_old_weights_file_up_to_the_notebook(tmp_path):
     old = tmp_path / "old_weights.js"
     old.write_text(re.sub(r'"PAPER_CONTRAST": [0-9.]+', '"PAPER_CONTRAST": 2.5',
                           WEIGHTS_FILE.read_text(encoding="utf-8"), count=1), encoding="utf-8")
     main(["--constants-only", str(old)])
     refreshed = read_weights_script(old)
-    assert refreshed["constants"] == notebook_constants(recipe)
+    assert refreshed["constants"] == notebook_constants()
     assert refreshed["weights"] == read_weights_script(WEIGHTS_FILE)["weights"]
 
 
-def test_committed_weights_read_mnist_with_the_runs_normalisation_and_the_notebooks_constants(exported, network, recipe,
+def test_committed_weights_read_mnist_with_the_runs_normalisation_and_the_notebooks_constants(exported, network,
                                                                                              mnist_root):
     from torchvision import datasets
 
-    _, _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, notebook_parameters()["SEED"])
-    assert exported["constants"] == notebook_constants(recipe), (
+    _, _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, recipe.SEED)
+    assert exported["constants"] == notebook_constants(), (
         f"{WEIGHTS_FILE} holds other constants than the notebook's: run `make assets` to rewrite them")
     assert (exported["mean"], exported["std"]) == pytest.approx((mean, std), abs=1e-7)
     test_set = datasets.MNIST(str(mnist_root), train=False)
@@ -288,7 +285,8 @@ def test_committed_weights_read_mnist_with_the_runs_normalisation_and_the_notebo
     assert accuracy > 0.985  # a trained network, its layers read in the right order
 
 
-def test_page_gives_predict_probabilities_on_mnist_test_images(file_page, network, exported, recipe, mnist_root):
+@pytest.mark.slow  # a browser
+def test_page_gives_predict_probabilities_on_mnist_test_images(file_page, network, exported, mnist_root):
     from torchvision import datasets
 
     test_set = datasets.MNIST(str(mnist_root), train=False)
@@ -303,7 +301,8 @@ def test_page_gives_predict_probabilities_on_mnist_test_images(file_page, networ
     assert (on_page.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-def test_page_makes_the_field_mnist_style_makes_and_refuses_what_it_refuses(file_page, recipe):
+@pytest.mark.slow  # a browser
+def test_page_makes_the_field_mnist_style_makes_and_refuses_what_it_refuses(file_page):
     images = drawn_like_images(24)
     blank, speck = np.full((200, 200), 230, np.uint8), np.full((200, 200), 230, np.uint8)
     speck[100:103, 90:94] = 20  # a digit 3 x 4 pixels small (5 x 6 with the edges strokes_only keeps)
@@ -330,21 +329,23 @@ def test_page_makes_the_field_mnist_style_makes_and_refuses_what_it_refuses(file
     assert any("no ink found" in message for message in refused)
 
 
-def test_mouse_drawn_one_and_seven_get_the_answer_of_predict_digit(file_page, network, exported, recipe):
+@pytest.mark.slow  # a browser
+def test_mouse_drawn_one_and_seven_get_the_answer_of_predict_digit(file_page, network, exported):
     clear(file_page)
     mouse_stroke(file_page, ONE)
-    assert assert_reads_as_predict_digit(file_page, network, exported, recipe)["digit"] == 1
+    assert assert_reads_as_predict_digit(file_page, network, exported)["digit"] == 1
     clear(file_page)
     mouse_stroke(file_page, SEVEN)
-    assert assert_reads_as_predict_digit(file_page, network, exported, recipe)["digit"] == 7
+    assert assert_reads_as_predict_digit(file_page, network, exported)["digit"] == 7
 
 
-def test_finger_stroke_on_a_canvas_shown_smaller_lands_under_the_finger(file_page, network, exported, recipe):
+@pytest.mark.slow  # a browser
+def test_finger_stroke_on_a_canvas_shown_smaller_lands_under_the_finger(file_page, network, exported):
     file_page.evaluate("() => document.querySelector('.live-digit-pad').style.width = '180px'")  # as on a phone
     try:
         clear(file_page)
         touch_stroke(file_page, [(0.3, 0.15), (0.3, 0.85)])
-        assert_reads_as_predict_digit(file_page, network, exported, recipe)
+        assert_reads_as_predict_digit(file_page, network, exported)
         ink = canvas_pixels(file_page)[..., 0] > 127
         columns, rows = np.nonzero(ink.any(axis=0))[0], np.nonzero(ink.any(axis=1))[0]
         assert abs((columns.min() + columns.max()) / 2 - 0.3 * ink.shape[1]) < 3  # canvas pixels, not CSS pixels
@@ -354,6 +355,7 @@ def test_finger_stroke_on_a_canvas_shown_smaller_lands_under_the_finger(file_pag
         file_page.evaluate("() => document.querySelector('.live-digit-pad').style.width = ''")
 
 
+@pytest.mark.slow  # a browser
 def test_cleared_canvas_shows_no_answer(file_page):
     mouse_stroke(file_page, ONE)
     page_answer(file_page)
@@ -366,11 +368,13 @@ def test_cleared_canvas_shows_no_answer(file_page):
     assert max(field[i] for i in range(len(field)) if i % 4 < 3) == 0  # the field shown is black too
 
 
-def test_page_served_over_http_reads_a_drawn_digit(http_page, network, exported, recipe):
+@pytest.mark.slow  # a browser
+def test_page_served_over_http_reads_a_drawn_digit(http_page, network, exported):
     mouse_stroke(http_page, SEVEN)
-    assert assert_reads_as_predict_digit(http_page, network, exported, recipe)["digit"] == 7
+    assert assert_reads_as_predict_digit(http_page, network, exported)["digit"] == 7
 
 
+@pytest.mark.slow  # a browser
 def test_page_fetches_nothing_and_raises_no_error(file_page, http_page):
     for tab in (file_page, http_page):
         assert tab.fetched == []

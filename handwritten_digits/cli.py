@@ -1,29 +1,19 @@
 """The bench scripts' command-line checks: argparse `type=` functions that refuse a value the run could not use,
-before anything is trained, with an error (exit status 2) that names the flag, the value and what to give instead."""
+before anything is trained, with an error (exit status 2) that names the flag, the value and what to give instead;
+and what their reports measure with (the machine's name, a GPU's queue)."""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import platform
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+from .checks import device_problem
+from .files import folder_problem
+
 DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
-
-
-@functools.cache
-def recipe():
-    """The notebook's own code (notebook_recipe.load_recipe()), loaded once per process."""
-    from notebook_recipe import load_recipe
-
-    return load_recipe()
-
-
-def device_problem(name: str) -> str | None:
-    """Why the device cannot be used here (the notebook's own check), or None when it can."""
-    return recipe().device_problem(name)
 
 
 def default_device() -> str:
@@ -60,12 +50,12 @@ def device(name: str) -> str:
 
 
 def writable_folder(text: str) -> Path:
-    """A `type=` for --output-dir: the folder is created if missing and must take a file (the notebook's own check,
+    """A `type=` for --output-dir: the folder is created if missing and must take a file (the set-up cell's check,
     folder_problem), so that a run never trains for an hour and then fails to save its results."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must be a folder's path, not ''")
     folder = Path(text).expanduser()
-    if problem := recipe().folder_problem(folder):
+    if problem := folder_problem(folder):
         raise argparse.ArgumentTypeError(f"cannot write in the folder {str(folder)!r}: {problem}; give a folder you "
                                          "can write to (it is created if missing)")
     return folder
@@ -93,3 +83,11 @@ def cpu_model() -> str:
     if "model name" not in fields:
         return platform.processor() or platform.machine()
     return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
+def synchronize(device) -> None:
+    """Wait for the GPU to finish its queued work, so that a timer reads the work's time (a CPU has no queue)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

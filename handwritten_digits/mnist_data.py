@@ -203,15 +203,19 @@ def _remove_stale_partials(*parents: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
-def _check_writable(folder: Path) -> None:
+def _check_writable(folder: Path, problems: dict[str, str]) -> None:
+    """Refuse, before any source is tried, a folder that the files it lacks (`problems`) could not be written into,
+    naming them: a read-only data folder (a Kaggle dataset, a shared disk) serves only when it holds all four."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=PARTIAL_PREFIX):
             pass
     except OSError as error:
+        lacking = ", ".join(f"{name} ({reason})" for name, reason in problems.items())
         raise MnistUnavailableError(
-            f"cannot write MNIST files under {folder}: {error.strerror or error}. "
-            "Set DATA_ROOT to a folder you can write to, or fix its permissions."
+            f"cannot write MNIST files under {folder}: {error.strerror or error}, and it lacks {lacking}. "
+            "Put the four files there (a read-only folder that holds them all is used as it is), or set DATA_ROOT to "
+            "a folder you can write to."
         ) from error
 
 
@@ -334,7 +338,7 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
         problems = dict.fromkeys(MNIST_FILES, "missing")
     created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
-        _check_writable(folder)
+        _check_writable(folder, problems)
         scratch_parent = _scratch_parent(folder)  # beside the files' folder, on its disk
     except MnistUnavailableError:
         _remove_created(created)
@@ -368,7 +372,9 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command line: fetch into DATA_ROOT (default: data), or say why that is impossible."""
+    parser = argparse.ArgumentParser(prog="python -m handwritten_digits.mnist_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_root", nargs="?", default="data",
                         help="the data root: the files go in DATA_ROOT/MNIST/raw (default: data)")
     args = parser.parse_args(argv)

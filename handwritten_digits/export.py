@@ -1,0 +1,110 @@
+"""Write the notebook's cells marked for export into handwritten_digits/recipe.py (`make export`), or check that the
+file is what the notebook would write (`--check`, as the tests do).
+
+The notebook is the source: a code cell whose first line is `#| export` (nbdev's marker, kept visible so that a
+reader knows the code is reused) is copied as it stands, under a comment naming the section that teaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+from .files import atomic_write
+
+PACKAGE = Path(__file__).resolve().parent
+NOTEBOOK = PACKAGE.parent / "HandWrittenDigitsRecognition.ipynb"
+MODULE = PACKAGE / "recipe.py"
+MARKER = "#| export"
+COMMAND = "make export"
+
+HEADER = f'''# GENERATED FILE, do not edit: `{COMMAND}` writes it from the cells of {NOTEBOOK.name} whose first
+# line is "{MARKER}". Edit those cells, then run `{COMMAND}`; a test fails while the two differ.
+"""The notebook's teaching code, importable: the network, the data preparation, the training loop, evaluation and
+Part II's tools, exactly as the notebook shows them (each block names the section that teaches it)."""
+'''
+
+
+class ExportError(ValueError):
+    """A cell marked for export that cannot become module code."""
+
+
+def is_marked(cell: dict) -> bool:
+    """Whether a cell is a code cell whose first line is the export marker."""
+    source = "".join(cell.get("source", ""))
+    return cell.get("cell_type") == "code" and source.split("\n", 1)[0].strip() == MARKER
+
+
+def exported_blocks(notebook: Path = NOTEBOOK) -> list[tuple[str, str]]:
+    """(the heading of the section that teaches it, its code without the marker) for each marked cell, in order."""
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ExportError(f"{notebook} cannot be read as a notebook: {error}") from error
+    part = section = ""
+    blocks = []
+    for number, cell in enumerate(cells):
+        source = "".join(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown":
+            for line in source.splitlines():
+                if re.match(r"# \S", line):
+                    part, section = line[2:].strip(), ""
+                elif re.match(r"## \S", line):
+                    section = line[3:].strip()
+        if not is_marked(cell):
+            continue
+        code = source.split("\n", 1)[1] if "\n" in source else ""
+        if magic := next((line for line in code.splitlines() if line.lstrip().startswith(("%", "!"))), None):
+            raise ExportError(f"cell {number} is marked {MARKER!r} but holds IPython syntax ({magic.strip()!r}), "
+                              "which a Python module cannot: move that line to a cell of its own")
+        try:
+            ast.parse(code)
+        except SyntaxError as error:
+            raise ExportError(f"cell {number} is marked {MARKER!r} but is not valid Python: {error}") from error
+        heading = part.split(":")[0] + (f", {section}" if section else "")
+        blocks.append((heading, code.strip("\n")))
+    if not blocks:
+        raise ExportError(f"{notebook} has no cell whose first line is {MARKER!r}")
+    return blocks
+
+
+def module_text(notebook: Path = NOTEBOOK) -> str:
+    """The text of recipe.py as the notebook's marked cells make it."""
+    parts = [HEADER]
+    for heading, code in exported_blocks(notebook):
+        parts.append(f"\n# {'-' * 116}\n# Taught in {heading}\n\n{code}\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line: write recipe.py, or with --check say whether it is what the notebook would write."""
+    parser = argparse.ArgumentParser(prog="python -m handwritten_digits.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="write nothing; fail when the module differs")
+    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help=argparse.SUPPRESS)
+    parser.add_argument("--module", type=Path, default=MODULE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        text = module_text(args.notebook)
+    except ExportError as error:
+        sys.exit(f"error: {error}")
+    current = args.module.read_text(encoding="utf-8") if args.module.is_file() else None
+    if args.check:
+        if current != text:
+            sys.exit(f"{args.module} differs from the cells of {args.notebook.name} marked {MARKER!r}: run "
+                     f"`{COMMAND}`")
+        print(f"{args.module} is what {args.notebook.name} exports")
+    elif current == text:
+        print(f"{args.module} is up to date")
+    else:
+        with atomic_write(args.module) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+        print(f"wrote {args.module} from the cells of {args.notebook.name} marked {MARKER!r}")
+
+
+if __name__ == "__main__":
+    main()
