@@ -10,7 +10,7 @@ from math import inf
 import torch
 
 from .files import folder_problem
-from .mnist_data import check_files, ensure_mnist, raw_dir
+from .mnist_data import MnistUnavailableError, check_files, ensure_mnist, raw_dir, use_kaggle_layout
 
 PARAMETERS = ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED", "DATA_ROOT", "OUTPUT_DIR", "DEVICE", "QUICK")
 
@@ -83,9 +83,13 @@ def folder_problems(values: dict) -> tuple[list[str], dict[str, str]]:
     problems = []
     if lacking and (problem := folder_problem(data_root)):
         what = ", ".join(f"{name} ({reason})" for name, reason in lacking.items())
-        problems.append(f"DATA_ROOT = {data_root!r} cannot be written to: {problem}; MNIST cannot be fetched into it, "
-                        f"and {raw_dir(data_root)} lacks {what}: put the four files there, or choose a folder you can "
-                        "write to")
+        advice = (f"MNIST cannot be fetched into it, and {raw_dir(data_root)} lacks {what}: put the four files there, "
+                  "or choose a folder you can write to")
+        try:  # the files in Kaggle's unpacked layout, on a dataset mounted read-only: that case's own advice
+            use_kaggle_layout(raw_dir(data_root), log=lambda _: None)
+        except MnistUnavailableError as error:
+            advice = str(error)
+        problems.append(f"DATA_ROOT = {data_root!r} cannot be written to: {problem}; {advice}")
     if problem := folder_problem(output_dir):
         problems.append(f"OUTPUT_DIR = {output_dir!r} cannot be written to: {problem}")
     return problems, lacking

@@ -243,7 +243,7 @@ def _scratch_parent(folder: Path) -> Path:
 KAGGLE_LAYOUT = "Kaggle's unpacked layout, where each file is in a folder of its own name"
 
 
-def _use_kaggle_layout(folder: Path, log: Callable[[str], None]) -> None:
+def use_kaggle_layout(folder: Path, log: Callable[[str], None]) -> None:
     """Move verified files that `folder` holds in Kaggle's unpacked layout (raw/NAME/NAME) up to raw/NAME, where
     torchvision reads them. A damaged one is left for a source to replace; a folder holding anything else, or a
     layout that cannot be changed here (a read-only dataset), is an error that says what to do."""
@@ -327,7 +327,7 @@ def _fetch_locked(folder: Path, sources: list[tuple[str, Callable[[Path], None]]
                   log: Callable[[str], None]) -> Path:
     """ensure_mnist's work, under its lock: no other process is fetching into this folder meanwhile."""
     if folder.is_dir():
-        _use_kaggle_layout(folder, log)
+        use_kaggle_layout(folder, log)
         problems = check_files(folder)
         if not problems:
             return folder

@@ -168,6 +168,23 @@ def test_a_read_only_data_root_lacking_the_files_is_refused_naming_them_before_a
     assert "t10k-labels-idx1-ubyte (wrong size (9 bytes, expected 10,008))" in last
 
 
+def test_a_read_only_data_root_in_kaggles_unpacked_layout_gets_that_layouts_advice(tmp_path, mnist_root):
+    """Kaggle's MNIST datasets unpack each file into a folder of its own name, which torchvision cannot read."""
+    dataset, read_only = tmp_path / "dataset", tmp_path / "read-only"
+    for name in mnist_data.MNIST_FILES:
+        (dataset / "MNIST" / "raw" / name).mkdir(parents=True)
+        (dataset / "MNIST" / "raw" / name / name).symlink_to(mnist_root / "MNIST" / "raw" / name)
+    code = ("from handwritten_digits import checks\n"
+            f"checks.check_and_fetch(dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, "
+            f"OUTPUT_DIR={str(tmp_path / 'out')!r}))\n")
+    done = in_read_only_mount(dataset, read_only, code)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"DATA_ROOT = {str(read_only)!r} cannot be written to: Read-only file system; " in last
+    assert "in Kaggle's unpacked layout" in last
+    assert "then set DATA_ROOT to data" in last
+
+
 def test_the_command_line_fetch_uses_a_read_only_folder_with_the_files_and_names_what_another_lacks(tmp_path,
                                                                                                   mnist_root):
     read_only = tmp_path / "read-only"
