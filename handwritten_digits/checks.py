@@ -99,10 +99,7 @@ def check_and_fetch(values: dict) -> None:
     """The set-up cell's work: raise ValueError naming every parameter the notebook cannot use, a device that is not
     usable here, and every folder that cannot serve, before any data is touched; then fetch MNIST into DATA_ROOT,
     verified by its checksums, unless it is there already."""
-    problems = parameter_problems(values)
-    if problems:
-        raise ValueError("Fix the parameters cell:\n  " + "\n  ".join(problems))
-    if problems := device_problems(values["DEVICE"]):
+    if problems := parameter_problems(values) or device_problems(values["DEVICE"]):  # the device once DEVICE is valid
         raise ValueError("Fix the parameters cell:\n  " + "\n  ".join(problems))
     problems, lacking = folder_problems(values)
     if problems:  # found now, not after training, when the network is saved

@@ -1,4 +1,4 @@
-"""Reading and writing files safely: whole files only, clear errors, paths checked before they are opened."""
+"""Writing files safely: whole files only, folders checked before the work, errors that say what to do."""
 
 from __future__ import annotations
 
