@@ -10,7 +10,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NOTEBOOK := HandWrittenDigitsRecognition.ipynb
 OUT := $(or $(OUTPUT_DIR),outputs)
-# The static page's network, exported by scripts/export_weights.py (make run, make assets).
+# The static page's network, Part II (B)'s full recipe, which Part II (E) reads with, exported by
+# scripts/export_weights.py (make run, make assets).
 WEIGHTS := assets/digit_cnn_weights.js
 
 # A value as one shell word, whatever spaces or quotes it holds (it's -> 'it'\''s'): DATA_ROOT='my data' and
@@ -21,7 +22,7 @@ QOUT := $(call quote,$(OUT))
 PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE QUICK,\
             $(if $($(p)),-p $(p) $(call quote,$($(p)))))
 
-.PHONY: run test test-slow lint export html lab bench ablation-speed ablation-accuracy assets graphviz floors clean
+.PHONY: run test test-slow lint export html lab bench ladder ablation-speed ablation-accuracy assets graphviz floors clean
 
 run: $(VENV)/.installed graphviz
 	mkdir -p $(QOUT)
@@ -30,7 +31,7 @@ run: $(VENV)/.installed graphviz
 	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(call quote,$(OUT)/$(NOTEBOOK))
 	@if [ -n "$(filter True true 1,$(QUICK) $(MNIST_QUICK))" ]; then \
 	  echo "a quick run: $(WEIGHTS) is kept (the static page's network is a full run's)"; \
-	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); fi
+	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn_tuned.pt) $(WEIGHTS); fi
 
 # The fast tier, the README's test command: lint, the package in sync with the notebook, unit tests in-process and
 # one quick execution of the notebook (nbval). Under 4 minutes on a 2-core machine (docs/testing.md).
@@ -63,6 +64,11 @@ lab: $(VENV)/.installed graphviz
 bench: $(VENV)/.installed
 	$(BIN)/python bench/speed_vs_classic.py --output-dir $(QOUT) $(BENCH_ARGS)
 
+# Part II (B)'s ladder: Part I's plain recipe, then one ingredient added at a time, 15 epochs, seeds 0-2, compared on
+# validation images; only the full recipe is tested (about 45 minutes on a 2-core CPU; LADDER_ARGS=--quick).
+ladder: $(VENV)/.installed
+	$(BIN)/python bench/recipe_ladder.py --output $(call quote,$(OUT)/recipe_ladder.json) $(LADDER_ARGS)
+
 # What two of the recipe's speed choices buy: channels-last, and the data held as tensors.
 ablation-speed: $(VENV)/.installed
 	$(BIN)/python bench/speed_ablation.py
@@ -73,12 +79,12 @@ ablation-accuracy: $(VENV)/.installed
 
 # Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot), the example
 # images of the notebook's "own handwriting" section, and the static page's network, exported from
-# the checkpoint that `make run` saved (without one, only the notebook's constants in it are renewed).
+# the full recipe's checkpoint that `make run` saved (without one, only the notebook's constants in it are renewed).
 assets: $(VENV)/.installed graphviz
 	$(BIN)/python scripts/render_architecture.py
 	$(BIN)/python scripts/make_examples.py
-	@if [ -f $(call quote,$(OUT)/digit_cnn.pt) ]; then \
-	  $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn.pt) $(WEIGHTS); \
+	@if [ -f $(call quote,$(OUT)/digit_cnn_tuned.pt) ]; then \
+	  $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn_tuned.pt) $(WEIGHTS); \
 	else $(BIN)/python scripts/export_weights.py --constants-only $(WEIGHTS); fi
 
 # The virtual environment, rebuilt when requirements.txt or pyproject.toml changes; the project's package goes in

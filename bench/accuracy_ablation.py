@@ -25,7 +25,6 @@ Every network is stored channels-last (Part II's speed variant: the same arithme
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import statistics
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from handwritten_digits import cli, recipe
 from handwritten_digits.cli import synchronize
@@ -115,21 +115,23 @@ def build_model(variant: Variant) -> nn.Module:
 
 
 def optimizer_and_schedule(variant: Variant, model: nn.Module, learning_rate: float, total_steps: int):
-    """The variant's optimiser and schedule (stepped once per batch), made as fit() asks its make_optimizer to: the
-    notebook's own sgd_one_cycle unless the variant swaps the optimiser or the schedule."""
+    """The variant's optimiser and schedule (stepped once per batch): Part II (B)'s own tuned_sgd_one_cycle unless the
+    variant swaps the optimiser or the schedule."""
     if variant.optimizer == "sgd" and variant.schedule == "one-cycle":
-        return recipe.sgd_one_cycle(model, learning_rate, total_steps, weight_decay=variant.weight_decay)
+        return recipe.tuned_sgd_one_cycle(model, learning_rate, total_steps, variant.weight_decay, nesterov=True,
+                                          momentum_range=recipe.MOMENTUM_RANGE)
     if variant.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=variant.weight_decay)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=sum(recipe.MOMENTUM) / 2,
+        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=sum(recipe.MOMENTUM_RANGE) / 2,
                                     nesterov=True, weight_decay=variant.weight_decay)  # 0.9: the schedule's middle
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 def train_variant(variant: Variant, epochs: int, seed: int, train_data, val_data, batch_size: int,
                   test_data=None) -> dict:
-    """The variant trained by the notebook's fit(), seeded as the notebook seeds; validation accuracy after every
+    """The variant trained by the notebook's fit() (Part II (B)'s train_recipe, with the variant's model, optimiser and
+    schedule), seeded as the notebook seeds; validation accuracy after every
     epoch, and with test_data (for the chosen recipe only) the test accuracy once, at the end. A variant whose loss
     stops being a number (fit stops it) is evaluated as it was left."""
     torch.manual_seed(seed)
@@ -137,9 +139,11 @@ def train_variant(variant: Variant, epochs: int, seed: int, train_data, val_data
     torch.manual_seed(seed)
     started, diverged = time.perf_counter(), False
     try:
-        history = recipe.fit(model, train_data, val_data, epochs, variant.learning_rate, batch_size,
-                             make_optimizer=functools.partial(optimizer_and_schedule, variant),
-                             augment=variant.augment, label_smoothing=variant.label_smoothing)
+        loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
+                            collate_fn=recipe.augmented_batch if variant.augment else None)
+        optimizer, scheduler = optimizer_and_schedule(variant, model, variant.learning_rate, epochs * len(loader))
+        history = recipe.fit(model, loader, val_data, nn.CrossEntropyLoss(label_smoothing=variant.label_smoothing),
+                             optimizer, scheduler, epochs)
     except FloatingPointError as error:
         print(f"  {variant.name}: {error}", flush=True)
         history = {"seconds": [time.perf_counter() - started], "val_accuracy": [recipe.evaluate(model, *val_data)[1]]}

@@ -1,12 +1,14 @@
 """Measure the answers to the notebook's exercises that the accuracy ablation does not cover.
 
+0. One epoch: Part I's plain recipe trained for 1 epoch, for several seeds: validation accuracy and time.
 1. Wider layers: DigitCNN(widths=(32, 64, 128)) and the default widths, trained as the notebook trains, for
    --epochs epochs and several seeds, in turn: parameters, validation accuracy, training time and its ratio.
-2. The recipe for the default 15 epochs with and without augmentation: training against validation accuracy.
+2. Part I's plain recipe for the default 15 epochs with and without augmentation: training against validation
+   accuracy.
 3. A digit drawn small in a corner of the drawing canvas: validation digits (the 5,000 training images that the
    notebook's SEED holds out, which its network never trained on) drawn on a 280 x 280 canvas with the canvas's
-   22-pixel pen, large and centred, small and centred, or small in a corner, read by the model `make run` saved
-   (outputs/digit_cnn.pt).
+   22-pixel pen, large and centred, small and centred, or small in a corner, read by Part II (E)'s network, which
+   `make run` saves (outputs/digit_cnn_tuned.pt; --model names another).
 4. Fine pens: 300 validation digits enlarged six times, strokes thinned with a k x k minimum filter, for
    k = 3, 5, 7, 9, read with and without mnist_style's thickening, by the same model.
 
@@ -37,14 +39,15 @@ from handwritten_digits.data import notebook_split, train_on_notebook_split
 ROOT = Path(__file__).resolve().parents[1]
 PEN = 22  # DrawingPad's line width on its 280 x 280 canvas
 CANVAS = 280
-SAVED_MODEL = ROOT / "outputs" / "digit_cnn.pt"  # what `make run` saves
+SAVED_MODEL = ROOT / "outputs" / "digit_cnn_tuned.pt"  # Part II (B)'s network: `make run` saves it, Part II (E) reads
 
 
 def train(widths: tuple[int, int, int], augment: bool, epochs: int, seed: int, limit: int | None) -> dict:
-    """The notebook's fit() on its split, the validation images evaluated after every epoch."""
+    """Part I's plain recipe on the notebook's split (with augment, Part II (B)'s augmentation added), the validation
+    images evaluated after every epoch."""
     model, history = train_on_notebook_split(
         lambda: recipe.DigitCNN(widths=widths).to(memory_format=torch.channels_last), epochs, seed, "data",
-        torch.device("cpu"), limit, augment=augment)
+        torch.device("cpu"), limit, ingredients={**recipe.PLAIN, "augment": augment})
     return {**history, "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -53,7 +56,7 @@ def wider_layers(epochs: int, seeds: int, limit: int | None) -> None:
     runs = {widths: [] for widths in ((16, 32, 64), (32, 64, 128))}
     for seed in range(seeds):
         for widths, done in runs.items():
-            done.append(train(widths, True, epochs, seed, limit))
+            done.append(train(widths, False, epochs, seed, limit))
     medians = {}
     for widths, done in runs.items():
         accuracies = [run["val_accuracy"][-1] for run in done]
@@ -65,8 +68,17 @@ def wider_layers(epochs: int, seeds: int, limit: int | None) -> None:
     print(f"the wider network takes {medians[(32, 64, 128)] / medians[(16, 32, 64)]:.2f} times as long", flush=True)
 
 
+def one_epoch(seeds: int, limit: int | None) -> None:
+    """Part I's plain recipe trained for one epoch (its schedule fitted to that epoch), for several seeds."""
+    runs = [train((16, 32, 64), False, 1, seed, limit) for seed in range(seeds)]
+    accuracies = [run["val_accuracy"][-1] for run in runs]
+    print(f"Part I's plain recipe, 1 epoch, seeds {list(range(seeds))}: validation accuracy "
+          f"{', '.join(f'{a:.2%}' for a in accuracies)} (mean {statistics.mean(accuracies):.2%}), "
+          f"training {statistics.median(run['seconds'][0] for run in runs):.1f} s (median)", flush=True)
+
+
 def augmentation_gap(epochs: int, limit: int | None) -> None:
-    print(f"the recipe, {epochs} epochs, seed 0, with and without augmentation:")
+    print(f"Part I's plain recipe, {epochs} epochs, seed 0, with and without augmentation:")
     for augment in (True, False):
         run = train((16, 32, 64), augment, epochs, 0, limit)
         print(f"  augment={augment!s:<6} final training accuracy {run['train_accuracy'][-1]:.2%} (the images as "
@@ -85,9 +97,9 @@ def drawn_with_the_pen(digit: np.ndarray, size: int, top: int, left: int) -> Ima
     return canvas
 
 
-def saved_model() -> tuple[torch.nn.Module, dict]:
+def saved_model(path: Path) -> tuple[torch.nn.Module, dict]:
     model = recipe.DigitCNN()
-    return model, load_checkpoint(SAVED_MODEL, model, torch.device("cpu"))
+    return model, load_checkpoint(path, model, torch.device("cpu"))
 
 
 def validation_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,27 +111,33 @@ def validation_digits(count: int) -> tuple[np.ndarray, np.ndarray]:
     return mnist.data[chosen].numpy(), mnist.targets[chosen].numpy()
 
 
-def small_in_a_corner(count: int) -> None:
-    (model, saved), cpu = saved_model(), torch.device("cpu")
+def small_in_a_corner(count: int, model_path: Path) -> None:
+    (model, saved), cpu = saved_model(model_path), torch.device("cpu")
     digits, labels = validation_digits(count)
     print(f"{count} validation digits drawn on the {CANVAS} x {CANVAS} canvas with its {PEN}-pixel pen, read by "
-          "digit_cnn.pt")
+          f"{model_path.name}")
     for name, size, top, left in (("large, centred (200 px)", 200, 40, 40),
                                   ("small, centred (56 px)", 56, 112, 112),
                                   ("small, top-left corner (56 px)", 56, 8, 8),
                                   ("tiny, bottom-right corner (40 px)", 40, 232, 232)):
-        started = time.perf_counter()
-        predictions = [recipe.predict_digit(model, drawn_with_the_pen(d, size, top, left), saved["mean"], saved["std"],
-                                            cpu)[0] for d in digits]
+        started, predictions = time.perf_counter(), []
+        for digit in digits:
+            try:
+                predictions.append(recipe.predict_digit(model, drawn_with_the_pen(digit, size, top, left),
+                                                        saved["mean"], saved["std"], cpu)[0])
+            except ValueError:  # refused by mnist_style (too small, or a blot no longer than the pen is wide)
+                predictions.append(-1)
         accuracy = float(np.mean(np.array(predictions) == labels))
-        print(f"  {name:<36} accuracy {accuracy:6.1%}  ({time.perf_counter() - started:.1f} s)", flush=True)
+        refused = predictions.count(-1) / len(predictions)
+        print(f"  {name:<36} accuracy {accuracy:6.1%}, refused {refused:6.1%}  ({time.perf_counter() - started:.1f} s)",
+              flush=True)
 
 
-def fine_pens(count: int) -> None:
+def fine_pens(count: int, model_path: Path) -> None:
     """Validation digits written with a fine pen: enlarged six times (as Part II (E) does), thinned k x k."""
-    model, saved = saved_model()
+    model, saved = saved_model(model_path)
     digits, truth = validation_digits(count)
-    print(f"{count} fine-pen validation digits (enlarged 6 times, then MinFilter(k)), read by digit_cnn.pt")
+    print(f"{count} fine-pen validation digits (enlarged 6 times, then MinFilter(k)), read by {model_path.name}")
     for k in (3, 5, 7, 9):
         fine = [np.asarray(Image.fromarray(digit).resize((168, 168), Image.BICUBIC).filter(ImageFilter.MinFilter(k)))
                 for digit in digits]
@@ -133,7 +151,7 @@ def fine_pens(count: int) -> None:
               flush=True)
 
 
-PARTS = ("wider", "augmentation", "canvas", "fine-pen")
+PARTS = ("one-epoch", "wider", "augmentation", "canvas", "fine-pen")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -143,10 +161,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=cli.positive, default=5)
     parser.add_argument("--seeds", type=cli.positive, default=3)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--model", type=Path, default=SAVED_MODEL,
+                        help="the network that reads the canvas and fine-pen digits (default: %(default)s)")
     args = parser.parse_args(argv)
     reading = [part for part in args.parts if part in ("canvas", "fine-pen")]
-    if reading and not SAVED_MODEL.is_file():
-        parser.error(f"argument --parts: {' and '.join(reading)} read digits with the model in {SAVED_MODEL}, which "
+    if reading and not args.model.is_file():
+        parser.error(f"argument --parts: {' and '.join(reading)} read digits with the model in {args.model}, which "
                      f"is missing: run `make run` first (it saves that model), or leave out {' and '.join(reading)}")
     return args
 
@@ -157,10 +177,11 @@ def main(argv: list[str] | None = None) -> None:
 
     ensure_mnist("data")
     quick = args.quick
-    runs = {"wider": lambda: wider_layers(1, 1, 2_000) if quick else wider_layers(args.epochs, args.seeds, None),
+    runs = {"one-epoch": lambda: one_epoch(1, 2_000) if quick else one_epoch(args.seeds, None),
+            "wider": lambda: wider_layers(1, 1, 2_000) if quick else wider_layers(args.epochs, args.seeds, None),
             "augmentation": lambda: augmentation_gap(1, 2_000) if quick else augmentation_gap(recipe.EPOCHS, None),
-            "canvas": lambda: small_in_a_corner(20 if quick else 1_000),
-            "fine-pen": lambda: fine_pens(20 if quick else 300)}
+            "canvas": lambda: small_in_a_corner(20 if quick else 1_000, args.model),
+            "fine-pen": lambda: fine_pens(20 if quick else 300, args.model)}
     for part in args.parts:
         runs[part]()
 

@@ -13,10 +13,13 @@ seconds per image (and per megapixel). Conditions, margin and tight from the ver
                                  pen) along the glyph's centre line: with a margin / running into the top and bottom
     phone                        one 12-megapixel (4000 x 3000) JPEG photo per font of a digit in thin ballpoint ink
     blank                        the photo-margin paper with no digit on it: right when it is refused
+    dot                          a tap on the DrawingPad, or a drag of up to 10 pixels: right when it is refused
 
 For every image the report also keeps the contrast that the notebook's blank-sheet check measures (how many times
 the paper's own unevenness the strongest ink stands out by), so that PAPER_CONTRAST can be judged on this set:
-the lowest contrast of each condition with a digit, and the highest of the blank sheets.
+the lowest contrast of each condition with a digit, and the highest of the blank sheets; and the dot check's ratio
+(the cropped ink's longer side over its stroke width, which mnist_style refuses under DOT): the lowest of each
+condition with a digit, the highest of the dots.
 
 Everything is deterministic from --seed. Each image is read in a worker process under --time-limit seconds.
 
@@ -78,8 +81,9 @@ FONTS = {  # display name: (npm package name after @fontsource/, SHA-256 of its 
     "Nanum Pen Script": ("nanum-pen-script", "08cdd640e142c977071b4c3d5c33fd9ec322990e540f5511ca2fccff4568d0ec"),
 }
 CONDITIONS = ("ink-margin", "ink-tight", "photo-margin", "photo-tight", "mnist-margin", "mnist-tight",
-              "canvas-margin", "canvas-edge", "phone", "blank")
-BLANK = -1  # the "digit" of a blank sheet: read right when it is refused
+              "canvas-margin", "canvas-edge", "phone", "blank", "dot")
+BLANK = -1  # the "digit" of a blank sheet or a dot: read right when it is refused
+NOT_DIGITS = ("blank", "dot")
 CANVAS, PEN = 280, 22  # the notebook's DrawingPad: a 280 x 280 canvas, a 22-pixel pen
 PHONE = (3000, 4000)  # rows, columns: 12 megapixels
 TIGHT = 0.1  # cropped "tight": to the pixels with at least this much ink
@@ -349,6 +353,20 @@ def font_cases(fonts: list[Font], conditions: set[str], seed: int, quick: bool, 
             yield Case("phone", font.name, digit, phone_photo(line, rng))
 
 
+def dot_cases(conditions: set[str], seed: int, quick: bool, pad_class) -> Iterator[Case]:
+    """Taps on the DrawingPad (a dot of its pen's width) and short drags of up to 10 pixels, anywhere on it."""
+    if "dot" not in conditions:
+        return
+    for index in range(20 if quick else 200):
+        rng = case_rng(seed, 4, index)
+        x, y = rng.uniform(PEN, CANVAS - PEN, size=2)
+        drag = rng.uniform(-10, 10, size=2) if index % 2 else np.zeros(2)
+        pad = pad_class(lambda image: None, size=CANVAS, line_width=PEN)
+        pad.mouse_down(x, y)
+        pad.mouse_up(x + drag[0], y + drag[1])
+        yield Case("dot", "", BLANK, np.asarray(pad.image))
+
+
 def cases_in(conditions: set[str], font: str, digit: int, images: dict) -> Iterator[Case]:
     """The images of the chosen conditions among these (an image, or a function that makes it)."""
     for condition, image in images.items():
@@ -408,7 +426,7 @@ def reader_worker(connection, recipe_path: str, model_path: str) -> None:
         except Exception:  # a bug, not a refusal: stop the run with its traceback
             connection.send(("error", traceback.format_exc(), time.perf_counter() - started))
             continue
-        connection.send((*outcome, paper_contrast(recipe, image)))
+        connection.send((*outcome, paper_contrast(recipe, image), dot_ratio(recipe, image)))
 
 
 def paper_contrast(recipe, image: np.ndarray) -> float | None:
@@ -419,6 +437,24 @@ def paper_contrast(recipe, image: np.ndarray) -> float | None:
         grey = recipe.downsized(grey)
     ink, unevenness = recipe.ink_above_paper(grey)
     return float(ink.max() / unevenness) if unevenness > 0 else None if ink.max() == 0 else float("inf")
+
+
+def dot_ratio(recipe, image: np.ndarray) -> float | None:
+    """The cropped ink's longer side over its stroke width, as the notebook's mnist_style measures it for its dot
+    check; None where there is no ink to crop."""
+    import torch
+
+    if not hasattr(recipe, "stroke_width"):  # an older notebook's recipe (--recipe)
+        return None
+    grey = recipe.to_grayscale(image)
+    if hasattr(recipe, "downsized"):
+        grey = recipe.downsized(grey)
+    try:
+        ink = recipe.crop_to(*recipe.strokes_only(recipe.white_on_black(grey)))
+    except ValueError:
+        return None
+    width = float(recipe.stroke_width(torch.from_numpy(ink > 0.5)))
+    return max(ink.shape) / width if width > 0 else None
 
 
 class TimedReader:
@@ -443,15 +479,15 @@ class TimedReader:
             self.process.join()
             self.process = None
 
-    def read(self, image: np.ndarray) -> tuple[str, object, float, float | None]:
-        """("read", digit, seconds, contrast), ("refused", message, seconds, contrast) or ("timed out", None, limit,
-        None)."""
+    def read(self, image: np.ndarray) -> tuple[str, object, float, float | None, float | None]:
+        """("read", digit, seconds, contrast, dot ratio), ("refused", message, seconds, contrast, dot ratio) or
+        ("timed out", None, limit, None, None)."""
         if self.process is None:
             self.start()
         self.connection.send(image)
         if not self.connection.poll(self.limit):
             self.stop()
-            return "timed out", None, self.limit, None
+            return "timed out", None, self.limit, None, None
         outcome = self.connection.recv()
         if outcome[0] == "error":
             self.stop()
@@ -469,6 +505,7 @@ def tally(records: list[dict]) -> dict:
     correct = sum(r["outcome"] == "refused" if r["digit"] == BLANK
                   else r["outcome"] == "read" and r["answer"] == r["digit"] for r in records)
     contrasts = [r["contrast"] for r in records if r.get("contrast") is not None]
+    ratios = [r["dot_ratio"] for r in records if r.get("dot_ratio") is not None]
     return {"images": len(records), "correct": correct, "accuracy": correct / len(records),
             "refused": sum(r["outcome"] == "refused" for r in records),
             "timed_out": sum(r["outcome"] == "timed out" for r in records),
@@ -476,7 +513,8 @@ def tally(records: list[dict]) -> dict:
             "seconds_per_image_mean": statistics.mean(seconds) if seconds else None,
             "seconds_per_megapixel_median": statistics.median(per_megapixel) if per_megapixel else None,
             "megapixels_median": statistics.median(r["megapixels"] for r in records),
-            "contrast_min": min(contrasts, default=None), "contrast_max": max(contrasts, default=None)}
+            "contrast_min": min(contrasts, default=None), "contrast_max": max(contrasts, default=None),
+            "dot_ratio_min": min(ratios, default=None), "dot_ratio_max": max(ratios, default=None)}
 
 
 def summarise(records: list[dict]) -> dict:
@@ -484,7 +522,7 @@ def summarise(records: list[dict]) -> dict:
     by_condition, by_font = defaultdict(list), defaultdict(lambda: defaultdict(list))
     for record in records:
         by_condition[record["condition"]].append(record)
-        if record["condition"] != "blank":  # the per-font table is about digits
+        if record["condition"] not in NOT_DIGITS:  # the per-font table is about digits
             by_font[record["font"]][record["condition"]].append(record)
     refusals = {condition: dict(Counter(re.split(r"[:(]", r["answer"])[0].strip() for r in group
                                         if r["outcome"] == "refused"))
@@ -503,26 +541,28 @@ def condition_table(summary: dict) -> str:
     def seconds(value):
         return "" if value is None else f"{value:.4f}" if value < 1 else f"{value:.1f}"
 
-    def contrast(t):
-        value = t["contrast_max"] if t is blank else t["contrast_min"]
+    def extreme(t, key, highest):
+        value = t.get(f"{key}_max" if highest else f"{key}_min")
         return "" if value is None else "no unevenness" if value == float("inf") else f"{value:.1f}"
 
-    blank = summary["conditions"].get("blank")
     lines = ["| condition | images | accuracy | refused | timed out | s / image (median) | s / megapixel (phone) "
-             "| contrast (lowest; blank: highest) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| contrast (lowest; blank: highest) | dot ratio (lowest; dot: highest) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for condition, t in summary["conditions"].items():
-        lines.append(f"| {condition if t is not blank else 'blank (refused = right)'} | {t['images']} | "
-                     f"{t['accuracy']:.1%} | {t['refused']} | {t['timed_out']} | "
+        name = f"{condition} (refused = right)" if condition in NOT_DIGITS else condition
+        lines.append(f"| {name} | {t['images']} | {t['accuracy']:.1%} | {t['refused']} | {t['timed_out']} | "
                      f"{seconds(t['seconds_per_image_median'])} | "
                      f"{seconds(t['seconds_per_megapixel_median']) if t['megapixels_median'] >= 1 else ''} | "
-                     f"{contrast(t)} |")
+                     f"{extreme(t, 'contrast', condition == 'blank')} | "
+                     f"{extreme(t, 'dot_ratio', condition == 'dot')} |")
     return "\n".join(lines)
 
 
 def markdown_tables(summary: dict) -> str:
     """The summary as two Markdown tables: per condition, and per font (accuracy, refusals in brackets)."""
     lines = [condition_table(summary)]
-    columns = [c for c in summary["conditions"] if c != "blank" and any(c in f for f in summary["fonts"].values())]
+    columns = [c for c in summary["conditions"] if c not in NOT_DIGITS
+               and any(c in f for f in summary["fonts"].values())]
     lines += ["", "| font | " + " | ".join(columns) + " | all |", "|---|" + "---:|" * (len(columns) + 1)]
     for font, tallies in summary["fonts"].items():
         cells = []
@@ -619,11 +659,12 @@ def main(args: argparse.Namespace) -> dict | None:
     records, started = [], time.perf_counter()
     try:
         cases = itertools.chain(mnist_cases(conditions, args.seed, args.quick, args.data_root),
+                                dot_cases(conditions, args.seed, args.quick, project.DrawingPad),
                                 font_cases(fonts, conditions, args.seed, args.quick, project.DrawingPad))
         for count, case in enumerate(cases, start=1):  # made one at a time: a phone photo holds some 36 MB
-            outcome, answer, seconds, contrast = reader.read(case.image)
+            outcome, answer, seconds, contrast, ratio = reader.read(case.image)
             records.append({"condition": case.condition, "font": case.font, "digit": case.digit, "outcome": outcome,
-                            "answer": answer, "seconds": seconds, "contrast": contrast,
+                            "answer": answer, "seconds": seconds, "contrast": contrast, "dot_ratio": ratio,
                             "megapixels": case.image.shape[0] * case.image.shape[1] / 1e6})
             if case.condition == "phone" or count % 1000 == 0:
                 print(f"{count} images read ({time.perf_counter() - started:.0f} s); last: {case.condition}, "

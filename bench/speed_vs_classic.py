@@ -1,14 +1,15 @@
-"""Speed: the notebook's recipe against the classic PyTorch MNIST example, trained on one machine in one run.
+"""Speed: the notebook's recipes against the classic PyTorch MNIST example, trained on one machine in one run.
 
 For each recipe it reports training seconds per epoch, the training time to reach 99.0 % test accuracy,
 the final test accuracy and the peak memory, then the ratios. Each training run happens in a child
-process of its own, so that peak memory is measured per run. The notebook's recipe is Part I's plain loop;
-seed 0 also runs once with the network stored channels-last (Part II (B)'s speed variant), reported beside the
-plain loop's seed 0 of the same run. On an NVIDIA GPU the recipe also runs with each step replayed as a CUDA
-graph (Part II (D); the warm-up and capture are counted in the training time and also reported on their own).
+process of its own, so that peak memory is measured per run. The notebook's recipes are Part I's plain recipe
+(trained as Part I trains it) and the recipe that Part II (B) keeps (augmentation, label smoothing and weight
+decay, chosen on validation images by bench/recipe_ladder.py; stored channels-last, as Part II (B) trains it).
+On an NVIDIA GPU the plain recipe also runs with each step replayed as a CUDA graph (Part II (D); the warm-up
+and capture are counted in the training time and also reported on their own).
 
-    python bench/speed_vs_classic.py            # the full run (make bench; about 20 minutes on a 2-core CPU)
-    python bench/speed_vs_classic.py --seeds 5  # the notebook's recipe with seeds 0 to 4
+    python bench/speed_vs_classic.py            # the full run (make bench; about 30 minutes on a 2-core CPU)
+    python bench/speed_vs_classic.py --seeds 5  # the notebook's recipes with seeds 0 to 4
     python bench/speed_vs_classic.py --quick    # smoke run on a few thousand images (under a minute)
 """
 
@@ -99,25 +100,32 @@ def run_classic(epochs: int, seed: int, data_root: str, device_name: str, limit:
     return {"epoch_seconds": seconds, "test_accuracy": accuracies}
 
 
-# --- the notebook's recipe, its own code exported into handwritten_digits.recipe ---------------
+# --- the notebook's recipes, its own code exported into handwritten_digits.recipe ------------
 
-def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None,
-                 graphed: bool = False, channels_last: bool = False) -> dict:
-    """The notebook's data preparation, model and fit() (or, with graphed, Part II's fit_graphed; with channels_last,
-    the network stored channels-last), with the test set evaluated after every epoch, as the classic example does
-    (a curve to compare with its curve: no setting is chosen on it)."""
+RECIPES = {  # child name: (the notebook's ingredients, channels-last, graphed)
+    "plain": ("PLAIN", False, False),        # Part I's recipe, as Part I trains it
+    "tuned": ("TUNED", True, False),         # the recipe Part II (B) keeps, stored channels-last as it trains it
+    "plain-graph": ("PLAIN", True, True),    # Part I's recipe with each step replayed as a CUDA graph (Part II (D))
+}
+LABELS = {"plain": "Part I's plain recipe", "tuned": "Part II (B)'s kept recipe", "plain-graph": "plain, CUDA graph"}
+
+
+def run_notebook(epochs: int, seed: int, data_root: str, device_name: str, limit: int | None, name: str) -> dict:
+    """One of the notebook's recipes, trained by its own code on its split, with the test set evaluated after every
+    epoch, as the classic example does (a curve to compare with its curve: no setting is chosen on it)."""
     import torch
 
     from handwritten_digits import recipe
     from handwritten_digits.data import train_on_notebook_split
 
     device = torch.device(device_name)
+    ingredients, channels_last, graphed = RECIPES[name]
 
     def make_model():
         return recipe.DigitCNN().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    _, history = train_on_notebook_split(make_model, epochs, seed, data_root, device, limit,
-                                         trainer=recipe.fit_graphed if graphed else recipe.fit, watch="test")
+    _, history = train_on_notebook_split(make_model, epochs, seed, data_root, device, limit, watch="test",
+                                         ingredients=getattr(recipe, ingredients), graphed=graphed)
     synchronize(device)
     setup = history.get("capture_seconds", 0.0)  # the CUDA graph's warm-up and capture: training time too
     return {"epoch_seconds": [history["seconds"][0] + setup, *history["seconds"][1:]],
@@ -140,9 +148,7 @@ def child_main(args: argparse.Namespace) -> None:
     if args.child == "classic":
         result = run_classic(args.epochs, args.seed, args.data_root, args.device, args.limit)
     else:
-        result = run_notebook(args.epochs, args.seed, args.data_root, args.device, args.limit,
-                              graphed=args.child == "notebook-graph",
-                              channels_last=args.child == "notebook-channels-last")
+        result = run_notebook(args.epochs, args.seed, args.data_root, args.device, args.limit, args.child)
     result["peak_memory_mb"] = peak_memory_mb(args.device)
     print(json.dumps(result))
 
@@ -179,10 +185,8 @@ def main(args: argparse.Namespace) -> dict:
     print(f"classic PyTorch example: {args.classic_epochs} epochs, seed 1", flush=True)
     classic = spawn("classic", args.classic_epochs, 1, args)
 
-    recipes = ["notebook", "notebook-graph"] if args.device.startswith("cuda") else ["notebook"]
+    recipes = ["plain", "tuned", "plain-graph"] if args.device.startswith("cuda") else ["plain", "tuned"]
     results = {recipe: measure_notebook(recipe, seeds, args) for recipe in recipes}
-    print("notebook recipe, channels-last (Part II's speed variant): seed 0", flush=True)
-    layout = spawn("notebook-channels-last", args.epochs, 0, args)
     classic_time = time_to_target(classic["epoch_seconds"], classic["test_accuracy"])
     summary = {
         "machine": cli.machine(args.device),
@@ -195,24 +199,22 @@ def main(args: argparse.Namespace) -> dict:
             "peak_memory_mb": classic["peak_memory_mb"],
         },
         **{recipe.replace("-", "_"): summarise_notebook(*results[recipe], args.epochs) for recipe in recipes},
-        "notebook_channels_last": channels_last_summary(layout, results["notebook"][0][0]),
-        "runs": [classic, *[run for full, fastest in results.values() for run in [*full, *fastest] if run], layout],
+        "runs": [classic, *[run for full, fastest in results.values() for run in [*full, *fastest] if run]],
     }
     theirs = summary["classic"]
     for key in [recipe.replace("-", "_") for recipe in recipes]:
-        ours, suffix = summary[key], key.removeprefix("notebook")
-        summary[f"speedup_time_to_target{suffix}"] = ratio(theirs["time_to_target_s"], ours["time_to_target_s"])
-        summary[f"speedup_time_to_target_worst_seed{suffix}"] = ratio(theirs["time_to_target_s"],
-                                                                      ours["time_to_target_s_worst"])
-        summary[f"speedup_per_epoch{suffix}"] = ratio(theirs["seconds_per_epoch"], ours["seconds_per_epoch"])
+        ours = summary[key]
+        ours["speedup_time_to_target"] = ratio(theirs["time_to_target_s"], ours["time_to_target_s"])
+        ours["speedup_time_to_target_worst_seed"] = ratio(theirs["time_to_target_s"], ours["time_to_target_s_worst"])
+        ours["speedup_per_epoch"] = ratio(theirs["seconds_per_epoch"], ours["seconds_per_epoch"])
     report(summary)
-    write_outputs(summary, Path(args.output_dir), classic, results["notebook"][0][0])
+    write_outputs(summary, Path(args.output_dir), classic, {name: results[name][0][0] for name in recipes})
     return summary
 
 
 def measure_notebook(recipe: str, seeds: list[int], args: argparse.Namespace) -> tuple[list[dict], list[dict | None]]:
     """Full-length runs for every seed, then per seed the shortest run (in whole epochs) that reaches TARGET."""
-    label = "notebook recipe" + (", CUDA graph" if recipe == "notebook-graph" else "")
+    label = LABELS[recipe]
     print(f"{label}: {args.epochs} epochs, seeds {seeds}", flush=True)
     full_runs = [spawn(recipe, args.epochs, seed, args) for seed in seeds]
     print(f"{label}: shortest run reaching {TARGET:.0%}, seeds {seeds}", flush=True)
@@ -248,14 +250,6 @@ def summarise_notebook(full_runs: list[dict], fastest: list[dict | None], epochs
     }
 
 
-def channels_last_summary(layout: dict, plain: dict) -> dict:
-    """Seed 0 stored channels-last against seed 0 of Part I's plain loop, in the same run."""
-    per_epoch, plain_per_epoch = statistics.mean(layout["epoch_seconds"]), statistics.mean(plain["epoch_seconds"])
-    return {"seed": 0, "epochs": len(layout["epoch_seconds"]), "seconds_per_epoch": per_epoch,
-            "plain_seconds_per_epoch": plain_per_epoch, "speedup_per_epoch": plain_per_epoch / per_epoch,
-            "final_test_accuracy": layout["test_accuracy"][-1], "plain_final_test_accuracy": plain["test_accuracy"][-1]}
-
-
 def ratio(slower: float | None, faster: float | None) -> float | None:
     """How many times faster, or None where either time is missing (target not reached)."""
     return slower / faster if slower and faster else None
@@ -270,12 +264,11 @@ def report(summary: dict) -> None:
     print(f"{'recipe':<28}{'s/epoch':>9}{'time to 99 %':>14}{'final test accuracy':>26}{'peak memory':>14}")
     print(f"{'classic example':<28}{theirs['seconds_per_epoch']:>9.1f}{seconds(theirs['time_to_target_s']):>14}"
           f"{theirs['final_test_accuracy']:>20.2%} ({theirs['epochs']} ep){theirs['peak_memory_mb']:>9.0f} MB")
-    on_gpu = "notebook_graph" in summary  # on CUDA the recipe also runs with Part II's CUDA-graph step
-    for key, label in (("notebook", "notebook recipe, plain loop" if on_gpu else "notebook recipe"),
-                       ("notebook_graph", "notebook recipe, CUDA graph")):
+    for key, label in LABELS.items():
+        key = key.replace("-", "_")
         if key not in summary:
             continue
-        ours, suffix = summary[key], key.removeprefix("notebook")
+        ours = summary[key]
         spread = f"{ours['final_test_accuracy_mean']:.2%} ± {ours['final_test_accuracy_stdev']:.2%}"
         print(f"{label:<28}{ours['seconds_per_epoch']:>9.1f}{seconds(ours['time_to_target_s']):>14}"
               f"{spread:>20} ({ours['epochs']} ep){ours['peak_memory_mb']:>9.0f} MB")
@@ -283,21 +276,15 @@ def report(summary: dict) -> None:
         print(f"  final accuracy by seed: {by_seed}; epochs to 99 % by seed: {ours['epochs_to_target']}; "
               f"{ours['epochs']}-epoch training {', '.join(f'{t:.1f}' for t in ours['training_seconds_full'])} s; "
               f"set-up (in the first epoch's time) {ours['setup_seconds']:.2f} s")
-        if summary[f"speedup_time_to_target{suffix}"]:
-            print(f"  time to 99 %: {summary[f'speedup_time_to_target{suffix}']:.1f}x faster than the classic example "
-                  f"(worst seed {summary[f'speedup_time_to_target_worst_seed{suffix}']:.1f}x); "
-                  f"per epoch {summary[f'speedup_per_epoch{suffix}']:.1f}x faster")
+        if ours["speedup_time_to_target"]:
+            print(f"  time to 99 %: {ours['speedup_time_to_target']:.1f}x faster than the classic example "
+                  f"(worst seed {ours['speedup_time_to_target_worst_seed']:.1f}x); "
+                  f"per epoch {ours['speedup_per_epoch']:.1f}x faster")
         else:
-            print(f"  time to 99 %: not reached by both recipes; per epoch "
-                  f"{summary[f'speedup_per_epoch{suffix}']:.1f}x faster")
-    layout = summary["notebook_channels_last"]
-    print(f"{'channels-last, seed 0':<28}{layout['seconds_per_epoch']:>9.1f}{'':>14}"
-          f"{layout['final_test_accuracy']:>20.2%} ({layout['epochs']} ep)")
-    print(f"  {layout['speedup_per_epoch']:.2f}x as fast per epoch as the plain loop's seed 0 "
-          f"({layout['plain_seconds_per_epoch']:.1f} s, {layout['plain_final_test_accuracy']:.2%}) in this run")
+            print(f"  time to 99 %: not reached by both recipes; per epoch {ours['speedup_per_epoch']:.1f}x faster")
 
 
-def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) -> None:
+def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict[str, dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,7 +295,8 @@ def write_outputs(summary: dict, output_dir: Path, classic: dict, ours: dict) ->
     with atomic_write(output_dir / "speed_vs_classic.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for run, label in ((classic, "classic PyTorch example"), (ours, "notebook recipe (seed 0)")):
+    for run, label in ((classic, "classic PyTorch example"),
+                       *((run, f"{LABELS[name]} (seed 0)") for name, run in ours.items())):
         elapsed = [sum(run["epoch_seconds"][: i + 1]) for i in range(len(run["epoch_seconds"]))]
         ax.plot(elapsed, [100 * a for a in run["test_accuracy"]], "o-", label=label)
     ax.axhline(100 * TARGET, color="gray", linestyle="--", linewidth=1, label="99 %")
@@ -334,7 +322,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--output-dir", type=cli.writable_folder, default="outputs")
     parser.add_argument("--limit", type=cli.positive, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["classic", "notebook", "notebook-graph", "notebook-channels-last"],
+    parser.add_argument("--child", choices=["classic", *RECIPES],
                         help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=cli.whole_number(0), default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

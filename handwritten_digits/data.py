@@ -1,5 +1,5 @@
-"""The notebook's data and training, for the scripts and the tests: its split, its normalisation and its `fit`, at the
-defaults of its parameters cell, so that they train exactly as the notebook does."""
+"""The notebook's data and training, for the scripts and the tests: its split, its normalisation and its recipes, at
+the defaults of its parameters cell, so that they train exactly as the notebook does."""
 
 from __future__ import annotations
 
@@ -32,17 +32,26 @@ def notebook_data(seed: int, data_root: str, device: torch.device, limit: int | 
 
 
 def train_on_notebook_split(make_model, epochs: int, seed: int, data_root: str, device: torch.device,
-                            limit: int | None = None, trainer=None, watch: str = "validation", **options):
+                            limit: int | None = None, watch: str = "validation", ingredients: dict | None = None,
+                            graphed: bool = False):
     """make_model() trained as the notebook trains it: its split, seeded right before the network is made and again
-    before training, `trainer` (default: its fit) at its learning rate and batch size, evaluated after every epoch on
-    the validation images (as in the notebook) or, with watch="test", on the test images (only for a curve that
-    stands beside another program's test curve: no setting may be chosen on it). Returns the model and the history."""
+    before training, its train_recipe with the ingredients (default: Part I's plain recipe, recipe.PLAIN; Part II
+    (B)'s full one is recipe.FULL) at its learning rate and batch size, or with graphed=True Part II (D)'s
+    fit_graphed (Part I's recipe, each step a CUDA graph). After every epoch it is evaluated on the validation images
+    (as in the notebook) or, with watch="test", on the test images (only for a curve that stands beside another
+    program's test curve: no setting may be chosen on it). Returns the model and the history."""
     if watch not in ("validation", "test"):
         raise ValueError(f"watch must be 'validation' or 'test', not {watch!r}")
+    if graphed and ingredients not in (None, recipe.PLAIN):
+        raise ValueError("the CUDA-graph step (fit_graphed) trains Part I's plain recipe only")
     train_data, val_data, test_data = notebook_data(seed, data_root, device, limit)
+    watched = val_data if watch == "validation" else test_data
     torch.manual_seed(seed)
     model = make_model().to(device)
     torch.manual_seed(seed)
-    history = (trainer or recipe.fit)(model, train_data, val_data if watch == "validation" else test_data, epochs,
-                                      recipe.LEARNING_RATE, recipe.BATCH_SIZE, **options)
+    if graphed:
+        history = recipe.fit_graphed(model, train_data, watched, epochs, recipe.LEARNING_RATE, recipe.BATCH_SIZE)
+    else:
+        history = recipe.train_recipe(model, train_data, watched, epochs, recipe.LEARNING_RATE, recipe.BATCH_SIZE,
+                                      **(ingredients or recipe.PLAIN))
     return model, history

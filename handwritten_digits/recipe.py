@@ -10,7 +10,7 @@ Part II's tools, exactly as the notebook shows them (each block names the sectio
 EPOCHS = 15            # passes over the training images
 BATCH_SIZE = 128       # images per training step
 LEARNING_RATE = 0.15   # peak learning rate of the one-cycle schedule
-SEED = 0               # fixes the validation split, the initial weights, the batches, dropout and augmentation
+SEED = 0               # fixes the validation split, the initial weights, the order of the batches
 DATA_ROOT = "data"     # MNIST is kept in DATA_ROOT/MNIST/raw
 OUTPUT_DIR = "outputs" # where the trained network is saved
 DEVICE = "auto"        # "auto": CUDA, then Apple's MPS, then the CPU; or name one: "cpu", "cuda", "cuda:1", "mps"
@@ -20,10 +20,8 @@ QUICK = False          # smoke run: 1 epoch on 4,000 training images
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 1. Set up
 
-import importlib.util
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -31,8 +29,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
-from torchvision import datasets, transforms
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision import datasets
 from tqdm.auto import tqdm
 
 
@@ -75,28 +73,6 @@ def to_model_input(images: torch.Tensor, mean: float, std: float, device: torch.
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part I, 4. Prepare the data
-
-def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool = False):
-    """Yield (images, labels) mini-batches, in a new random order when shuffle is True."""
-    order = (torch.randperm if shuffle else torch.arange)(len(images), device=images.device)
-    for start in range(0, len(images), batch_size):
-        chosen = order[start:start + batch_size]
-        yield images[chosen], labels[chosen]
-
-
-def random_affine(images: torch.Tensor, max_degrees: float = 10.0, max_shift: float = 2.0) -> torch.Tensor:
-    """Rotate each image by up to ±max_degrees and shift it by up to ±max_shift pixels, at random."""
-    count, size = images.shape[0], images.shape[-1]
-    angle = (torch.rand(count, device=images.device) * 2 - 1) * math.radians(max_degrees)
-    shift = (torch.rand(count, 2, device=images.device) * 2 - 1) * (2 * max_shift / size)  # the grid spans -1..1
-    cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, align_corners=False, padding_mode="border")
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 5. Build the network
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -106,7 +82,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class DigitCNN(nn.Module):
-    """Three convolutional blocks, then two fully connected layers that output 10 logits."""
+    """Three convolutional blocks, then two fully connected layers that output 10 scores, one per digit."""
 
     def __init__(self, widths: tuple[int, int, int] = (16, 32, 64), hidden: int = 128, dropout: float = 0.2):
         super().__init__()
@@ -125,25 +101,20 @@ class DigitCNN(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 6. Train
 
-LABEL_SMOOTHING = 0.1  # target 0.91 for the true digit, 0.01 for each of the others
-
-
-def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer, scheduler, batch_size: int,
-                    augment: bool = True, label_smoothing: float = LABEL_SMOOTHING) -> tuple[float, float]:
-    """One pass over the training images in a new random order; returns the mean loss and the accuracy."""
+def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn, optimizer, scheduler) -> tuple[float, float]:
+    """One pass over the loader's mini-batches, one training step each; returns the mean loss and the accuracy."""
     model.train()
-    total_loss = correct = 0  # they become tensors on the device: adding to them never waits for the device
-    for batch_images, batch_labels in batches(images, labels, batch_size, shuffle=True):
-        batch_images = random_affine(batch_images) if augment else batch_images
-        optimizer.zero_grad()  # the gradients of the last step would otherwise be added to
-        logits = model(batch_images)
-        loss = F.cross_entropy(logits, batch_labels, label_smoothing=label_smoothing)
+    total_loss = correct = 0
+    for images, labels in loader:
+        optimizer.zero_grad()
+        logits = model(images)
+        loss = loss_fn(logits, labels)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += loss.detach() * len(batch_labels)
-        correct += (logits.argmax(dim=1) == batch_labels).sum()
-    return float(total_loss) / len(labels), int(correct) / len(labels)
+        total_loss += loss.detach() * len(labels)  # detach: the number, without autograd's record
+        correct += (logits.argmax(dim=1) == labels).sum()
+    return float(total_loss) / len(loader.dataset), int(correct) / len(loader.dataset)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -151,26 +122,20 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size=1000) -> tuple[float, float]:
-    """Mean loss (with label smoothing LABEL_SMOOTHING) and accuracy of the model on the images."""
+    """Mean cross-entropy loss and accuracy of the model on the images, 1,000 at a time."""
     model.eval()
-    logits = torch.cat([model(batch_images) for batch_images, _ in batches(images, labels, batch_size)])
-    loss = F.cross_entropy(logits, labels, label_smoothing=LABEL_SMOOTHING)
-    return loss.item(), (logits.argmax(dim=1) == labels).float().mean().item()
+    logits = torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(dim=1) == labels).float().mean().item()
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 6. Train
 
-MOMENTUM = (0.95, 0.85)  # momentum's highest and lowest value: the one-cycle schedule moves it between them
-WEIGHT_DECAY = 5e-4      # 0.0005 x each weight is added to its gradient: a pull towards zero
-
-
-def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, weight_decay: float = WEIGHT_DECAY):
-    """SGD with Nesterov momentum and weight decay, under a one-cycle learning-rate schedule."""
-    optimizer = torch.optim.SGD(model.parameters(), learning_rate, momentum=MOMENTUM[0], nesterov=True,
-                                weight_decay=weight_decay)  # OneCycleLR sets lr and momentum from the first step
+def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int):
+    """SGD with momentum 0.9; the one-cycle schedule sets its learning rate at every step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
-                                                    max_momentum=MOMENTUM[0], base_momentum=MOMENTUM[1])
+                                                    cycle_momentum=False)  # the momentum stays 0.9
     return optimizer, scheduler
 
 
@@ -179,7 +144,7 @@ def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, weig
 
 def check_learning(epoch: int, loss: float, val_accuracy: float, learning_rate: float) -> None:
     """Stop a training whose loss is no longer a number; warn when the first epoch left the network at chance."""
-    rate = f"the learning rate {learning_rate:g} (LEARNING_RATE; the recipe's is 0.15)"
+    rate = f"the learning rate {learning_rate:g} (LEARNING_RATE; the notebook's is 0.15)"
     if not math.isfinite(loss):
         raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: training diverged; {rate} is too high")
     if epoch == 1 and val_accuracy < 0.2:
@@ -187,24 +152,21 @@ def check_learning(epoch: int, loss: float, val_accuracy: float, learning_rate: 
               f"among 10 digits: {rate} is probably too high for this network")
 
 
-def fit(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float, batch_size: int,
-        progress: bool = False, make_optimizer=sgd_one_cycle, **train_options) -> dict[str, list[float]]:
-    """Train for some epochs; after each, evaluate on the validation data and print a line. Returns the figures.
-    make_optimizer makes the optimiser and its schedule; train_options (augment=False, ...) go to train_one_epoch."""
-    optimizer, scheduler = make_optimizer(model, learning_rate, epochs * math.ceil(len(train_data[0]) / batch_size))
-    history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
+def fit(model: nn.Module, train_loader: DataLoader, val_data: tuple, loss_fn, optimizer, scheduler, epochs: int,
+        progress: bool = False) -> dict[str, list[float]]:
+    """Train for some epochs; after each, evaluate on the validation data and print a line. Returns the figures."""
+    rows = []  # one dict of figures per epoch
     for epoch in tqdm(range(1, epochs + 1), desc="epochs", leave=False, disable=not progress):
         start = time.perf_counter()
-        train_loss, train_accuracy = train_one_epoch(model, *train_data, optimizer, scheduler, batch_size,
-                                                     **train_options)
+        train_loss, train_accuracy = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler)
         seconds = time.perf_counter() - start
         val_loss, val_accuracy = evaluate(model, *val_data)
-        for key, value in zip(history, (train_loss, train_accuracy, val_loss, val_accuracy, seconds), strict=True):
-            history[key].append(value)
+        rows.append({"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
+                     "val_accuracy": val_accuracy, "seconds": seconds})
         print(f"epoch {epoch:>2}/{epochs}  training loss {train_loss:.4f}, accuracy {train_accuracy:6.2%}  |  "
               f"validation loss {val_loss:.4f}, accuracy {val_accuracy:6.2%}  |  {seconds:4.1f} s")
-        check_learning(epoch, train_loss, val_accuracy, learning_rate)
-    return history
+        check_learning(epoch, train_loss, val_accuracy, optimizer.defaults["lr"])  # the lr given to the optimiser
+    return {key: [row[key] for row in rows] for key in rows[0]}  # one list per figure: history["val_accuracy"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -220,6 +182,10 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 7. Test
+
+import importlib.util
+import shutil
+
 
 def architecture_graph(model: nn.Module, image: torch.Tensor):
     """torchviz's graph of one forward pass of the model, in evaluation mode; None, saying what to install, where
@@ -255,6 +221,66 @@ class FullyConnectedNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.layers(images)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Taught in Part II, B. From the plain recipe to a tuned one, measured (optional; needs only Part I)
+
+from torch.utils.data import default_collate
+
+
+def random_affine(images: torch.Tensor, max_degrees: float = 10.0, max_shift: float = 2.0) -> torch.Tensor:
+    """Rotate each image by up to ±max_degrees and shift it by up to ±max_shift pixels, at random."""
+    count, size = images.shape[0], images.shape[-1]
+    angle = (torch.rand(count, device=images.device) * 2 - 1) * math.radians(max_degrees)
+    shift = (torch.rand(count, 2, device=images.device) * 2 - 1) * (2 * max_shift / size)  # the grid spans -1..1
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="border")
+
+
+def augmented_batch(samples: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """A DataLoader's collate_fn: stack the samples into a batch as usual, then rotate and shift each image."""
+    images, labels = default_collate(samples)
+    return random_affine(images), labels
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Taught in Part II, B. From the plain recipe to a tuned one, measured (optional; needs only Part I)
+
+LABEL_SMOOTHING = 0.1          # target 0.91 for the true digit, 0.01 for each of the others
+WEIGHT_DECAY = 5e-4            # 0.0005 x each weight is added to its gradient: a pull towards zero
+MOMENTUM_RANGE = (0.95, 0.85)  # the one-cycle schedule moves momentum between these, against the learning rate
+PLAIN = {"augment": False, "label_smoothing": 0.0, "weight_decay": 0.0, "nesterov": False, "momentum_range": None}
+FULL = {"augment": True, "label_smoothing": LABEL_SMOOTHING, "weight_decay": WEIGHT_DECAY, "nesterov": True,
+        "momentum_range": MOMENTUM_RANGE}
+TUNED = {**FULL, "nesterov": False, "momentum_range": None}  # what the ladder below keeps
+
+
+def tuned_sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, weight_decay: float,
+                        nesterov: bool, momentum_range: tuple[float, float] | None):
+    """Part I's sgd_one_cycle with the optional ingredients: weight decay, Nesterov momentum, a momentum range."""
+    high, low = momentum_range or (0.9, 0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=high, nesterov=nesterov,
+                                weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
+                                                    cycle_momentum=momentum_range is not None,
+                                                    max_momentum=high, base_momentum=low)
+    return optimizer, scheduler
+
+
+def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
+                 batch_size: int, augment: bool, label_smoothing: float, weight_decay: float, nesterov: bool,
+                 momentum_range: tuple[float, float] | None, progress: bool = False) -> dict[str, list[float]]:
+    """Part I's training with any choice of ingredients: train_recipe(..., **PLAIN) is Part I's run, **TUNED this
+    section's."""
+    loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
+                        collate_fn=augmented_batch if augment else None)
+    optimizer, scheduler = tuned_sgd_one_cycle(model, learning_rate, epochs * len(loader), weight_decay, nesterov,
+                                               momentum_range)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    return fit(model, loader, val_data, loss_fn, optimizer, scheduler, epochs, progress)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -313,8 +339,8 @@ class CudaGraphTraining:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, images: torch.Tensor,
-                 labels: torch.Tensor, batch_size: int, epochs: int, augment: bool = True,
-                 label_smoothing: float = LABEL_SMOOTHING, capture: bool = True):
+                 labels: torch.Tensor, batch_size: int, epochs: int, augment: bool = False,
+                 label_smoothing: float = 0.0, capture: bool = True):
         group = optimizer.param_groups[0]
         if not isinstance(optimizer, torch.optim.SGD) or len(optimizer.param_groups) > 1 \
                 or group["dampening"] or group["maximize"]:
@@ -399,7 +425,9 @@ class CudaGraphTraining:
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the training images in a fresh random order; returns the mean loss and the accuracy."""
         self.model.train()
-        self.order.copy_(torch.randperm(self.count, device=self.images.device))
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader's draws: its base seed, then its shuffle's seed
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        self.order.copy_(torch.randperm(self.count, generator=torch.Generator().manual_seed(seed)))
         self.total_loss.zero_()
         self.correct.zero_()
         for run in self.plan:
@@ -411,12 +439,13 @@ class CudaGraphTraining:
 # Taught in Part II, D. Faster on an NVIDIA GPU: the whole step as one CUDA graph (optional; needs only Part I)
 
 def fit_graphed(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
-                batch_size: int, augment: bool = True, capture: bool = True) -> dict[str, list[float]]:
-    """fit(), with each training step replayed as a CUDA graph; history["capture_seconds"] is the set-up time."""
+                batch_size: int, capture: bool = True) -> dict[str, list[float]]:
+    """Part I's fit and recipe, with each training step replayed as a CUDA graph; history["capture_seconds"] is
+    the set-up time."""
     model.to(memory_format=torch.channels_last)
     start = time.perf_counter()
     optimizer, scheduler = sgd_one_cycle(model, learning_rate, epochs * math.ceil(len(train_data[0]) / batch_size))
-    training = CudaGraphTraining(model, optimizer, scheduler, *train_data, batch_size, epochs, augment, capture=capture)
+    training = CudaGraphTraining(model, optimizer, scheduler, *train_data, batch_size, epochs, capture=capture)
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": [],
                "capture_seconds": time.perf_counter() - start}
     for epoch in range(1, epochs + 1):
@@ -665,6 +694,7 @@ def to_grayscale(image) -> np.ndarray:
 # Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 MIN_DIGIT = 8  # pixels: the network reads smaller digits mostly wrong (measured below)
+DOT = 3.4  # a dot, not a digit: ink whose longer side is under DOT times its stroke width (measured below)
 PHOTO_SIZE = 1024  # pixels: a larger image is first shrunk to this, as a camera of about 1 megapixel would take it
 
 
@@ -684,6 +714,9 @@ def mnist_style(image, ink_threshold: float = 0.25, thicken: bool = True) -> np.
     if max(ink.shape) < MIN_DIGIT:
         raise ValueError(f"the digit is only {ink.shape[0]} x {ink.shape[1]} pixels: too small to read; expected at "
                          f"least {MIN_DIGIT} pixels for its height or width")
+    if max(ink.shape) < DOT * float(stroke_width(torch.from_numpy(ink > 0.5))):
+        raise ValueError(f"a dot, not a digit: the ink ({ink.shape[0]} x {ink.shape[1]} pixels) is hardly longer than "
+                         "its stroke is wide; draw the whole digit, large")
     return centred_in_field(thickened(ink) if thicken else ink)
 
 

@@ -56,8 +56,8 @@ def notebook_constants() -> dict:
                        for parameter in inspect.signature(getattr(recipe, name)).parameters.values()
                        if parameter.default is not inspect.Parameter.empty}
                 for name in PORTED}
-    return {"PAPER_CONTRAST": recipe.PAPER_CONTRAST, "MIN_DIGIT": recipe.MIN_DIGIT, "PHOTO_SIZE": recipe.PHOTO_SIZE,
-            "MNIST_STROKE": recipe.MNIST_STROKE, "LUMA": list(recipe.LUMA),
+    return {"PAPER_CONTRAST": recipe.PAPER_CONTRAST, "MIN_DIGIT": recipe.MIN_DIGIT, "DOT": recipe.DOT,
+            "PHOTO_SIZE": recipe.PHOTO_SIZE, "MNIST_STROKE": recipe.MNIST_STROKE, "LUMA": list(recipe.LUMA),
             "LABEL_SMOOTHING": recipe.LABEL_SMOOTHING, "defaults": defaults}
 
 

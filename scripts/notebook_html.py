@@ -72,7 +72,7 @@ def live_canvas_html(weights: Path = WEIGHTS) -> str:
     """The live canvas as one piece of HTML: web/live_canvas.html's markup, then the weights file and web/*.js as
     inline scripts."""
     remake = ("check out the committed file, or export it again (make assets, after make run has saved "
-              "outputs/digit_cnn.pt)")
+              "outputs/digit_cnn_tuned.pt)")
     if not weights.is_file():
         raise ValueError(f"{weights} is missing: the page's live canvas needs the exported weights; {remake}")
     try:  # a damaged file would give a page whose script throws: refuse it here

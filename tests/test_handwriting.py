@@ -228,7 +228,7 @@ def test_predict_digit_feeds_the_treated_normalised_image_to_the_model():
             return torch.arange(10, dtype=torch.float32).repeat(len(images), 1)  # always most sure of 9
 
     image = np.full((100, 120), 255, dtype=np.uint8)
-    image[60:90, 10:30] = 0  # a dark bar in the lower left of white paper
+    image[20:90, 10:18] = 0  # a dark stroke, a 1, in the lower left of white paper
     model = Recorder()
     digit, probabilities = recipe.predict_digit(model, image, 0.1307, 0.3081, torch.device("cpu"))
     expected = (torch.from_numpy(recipe.mnist_style(image)) - 0.1307) / 0.3081
@@ -576,3 +576,20 @@ def test_a_large_jpeg_decoded_at_a_reduced_scale_gives_the_field_of_the_full_dec
     with Image.open(path) as full:
         full_decode = np.asarray(full.convert("RGB"))
     assert np.abs(recipe.mnist_style(path) - recipe.mnist_style(full_decode)).mean() < 0.02
+
+
+@pytest.mark.parametrize("drag", [0, 6, 10])
+def test_a_tap_on_the_canvas_is_refused_as_a_dot(drag):
+    pad = recipe.DrawingPad(lambda image: None, size=280, line_width=22)
+    pad.mouse_down(140, 140)
+    pad.mouse_up(140 + drag, 140)
+    with pytest.raises(ValueError, match=r"^a dot, not a digit: .* draw the whole digit, large$"):
+        recipe.mnist_style(np.asarray(pad.image))
+
+
+def test_a_short_one_drawn_on_the_canvas_is_not_taken_for_a_dot():
+    """A 1 a quarter of the canvas tall (70 px, about three pen widths) is read as a stroke, not refused."""
+    pad = recipe.DrawingPad(lambda image: None, size=280, line_width=22)
+    pad.mouse_down(140, 105)
+    pad.mouse_up(140, 175)
+    assert recipe.mnist_style(np.asarray(pad.image)).shape == (28, 28)

@@ -64,7 +64,7 @@ def damaged_weights(folder, damage: str):
 def test_a_damaged_or_empty_weights_file_is_refused_naming_it_and_no_page_is_written(tmp_path, damage):
     weights, target = damaged_weights(tmp_path, damage), tmp_path / "page.html"
     with pytest.raises(ValueError, match=rf"^{re.escape(str(weights))} is empty or damaged \(.*make assets, after "
-                                         "make run has saved outputs/digit_cnn.pt"):
+                                         "make run has saved outputs/digit_cnn_tuned.pt"):
         write_html(NOTEBOOK, target, weights=weights)
     assert not target.exists()
     assert not list(tmp_path.glob("*.partial"))

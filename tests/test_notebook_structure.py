@@ -73,6 +73,12 @@ def test_each_term_is_defined_in_part_ones_markdown_before_a_visible_code_cell_u
 def test_part_one_teaches_the_pytorch_idioms_in_code_of_its_own():
     code = [text for _, text in VISIBLE_CODE]
     assert any("DataLoader(" in text and "next(iter(" in text for text in code)
+    assert any(re.search(r"for \w+, \w+ in loader:", text) for text in code)  # the standard loop, over the loader
+    assert any("train_loader = DataLoader(" in text for text in code)
+    assert any("torch.cuda.is_available()" in text for text in code)
+    assert any("print(cnn" in text for text in code)
+    assert any(re.search(r"\.exp\(\) / .*\.exp\(\)\.sum\(\)", text) and "F.softmax" in text for text in code)
+    assert any("with torch.no_grad():" in text and "w -= " in text and ".grad" in text for text in code)
     autograd = [text for text in code if ".backward()" in text and ".grad" in text and "def " not in text]
     assert autograd, "a .backward() with a .grad read, outside the training loop"
     assert any("softmax" in text and "[None]" in text and "def " not in text for text in code)
@@ -82,6 +88,33 @@ def test_part_one_teaches_the_pytorch_idioms_in_code_of_its_own():
 def test_channels_last_is_not_in_part_one():
     assert not [index for index, cell in enumerate(PART_ONE) if "channels_last" in source(cell)
                 or "channels-last" in source(cell).lower()]
+
+
+@pytest.mark.parametrize("ingredient", ["affine_grid", "label_smoothing", "nesterov", "channels_last", "atomic_write",
+                                        "check_checkpoint", "weight_decay", "random_affine"])
+def test_part_ones_code_trains_the_plain_recipe(ingredient):
+    """Part II (B) adds these; Part I's code (its exported cells included) never names them."""
+    assert not [index for index, text in VISIBLE_CODE if ingredient in text]
+
+
+def markdown_words(text: str) -> int:
+    """Words of a markdown cell without its markup: link targets, HTML tags and markup characters dropped, the rest
+    split at white space (so that "3 x 3" counts three)."""
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return len(re.sub(r"[#*`>|_\[\]]", " ", text).split())
+
+
+QUESTIONS = next(index for index, text in MARKDOWN if text.startswith("## 10. Questions"))
+
+
+def test_part_one_holds_at_most_3000_words_of_markdown_questions_and_answers_included():
+    assert sum(markdown_words(text) for _, text in MARKDOWN) <= 3_000
+
+
+def test_no_markdown_cell_before_part_ones_questions_holds_more_than_150_words():
+    assert not [(index, markdown_words(text)) for index, text in MARKDOWN
+                if index < QUESTIONS and markdown_words(text) > 150]
 
 
 def code_tree(text: str) -> ast.Module:
@@ -207,8 +240,8 @@ def test_part_one_ends_with_a_recap_and_questions_with_folded_answers():
 
 
 @pytest.mark.parametrize("name", ["show_images", "split_training_set", "pixel_statistics", "to_model_input",
-                                  "batches", "random_affine", "DigitCNN", "architecture_graph", "train_one_epoch",
-                                  "evaluate", "check_learning", "fit"])
+                                  "DigitCNN", "architecture_graph", "train_one_epoch", "evaluate", "sgd_one_cycle",
+                                  "check_learning", "fit"])
 def test_the_teaching_code_is_visible_in_part_one_and_exported(name):
     defined = [cell for cell in PART_ONE if cell["cell_type"] == "code"
                and re.search(rf"^(def|class) {name}\b", source(cell), flags=re.M)]
@@ -225,3 +258,16 @@ def test_part_one_saves_and_loads_with_the_standard_idiom_in_sight():
     assert ".load_state_dict(" in code
     for plumbing in ("atomic_write", "check_checkpoint", "plain_number", "regular_file", "first_line"):
         assert plumbing not in code, plumbing
+
+
+def test_part_two_d_says_in_its_first_lines_that_it_has_not_been_run_on_a_gpu():
+    heading = next(source(cell) for cell in CELLS if source(cell).startswith("## D."))
+    assert heading.split("\n\n")[1].startswith("*Not yet run on a GPU")
+
+
+def test_part_two_e_leads_with_its_core_idea_and_names_the_network_it_reads_with():
+    heading = next(source(cell) for cell in CELLS if source(cell).startswith("## E."))
+    assert heading.split("\n\n")[1].startswith("**The core idea.**")
+    assert "20-pixel" in heading or "20 \N{MULTIPLICATION SIGN} 20 box" in heading
+    assert "centre of mass" in heading
+    assert "**The network.**" in heading

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from handwritten_digits import recipe
 from handwritten_digits.checkpoints import load_checkpoint, save_checkpoint
@@ -165,6 +166,66 @@ def test_random_affine_keeps_shape_and_identity_at_zero():
     assert torch.allclose(recipe.random_affine(images, max_degrees=0, max_shift=0), images, atol=1e-5)
 
 
+def test_augmented_batch_stacks_the_samples_then_moves_each_image_and_keeps_the_labels():
+    samples = [(torch.randn(1, 28, 28), torch.tensor(digit)) for digit in range(6)]
+    images, labels = recipe.augmented_batch(samples)
+    assert images.shape == (6, 1, 28, 28)
+    assert labels.tolist() == list(range(6))
+    assert not torch.allclose(images, torch.stack([image for image, _ in samples]))
+
+
+def test_part_ones_training_cell_is_train_recipe_with_the_plain_ingredients():
+    """Section 6's cell (a DataLoader, sgd_one_cycle, plain cross-entropy, fit) and Part II (B)'s train_recipe(**PLAIN),
+    from the same seed: the same weights, so that the ladder's first rung is Part I's run."""
+    images, labels = torch.randn(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    train, validation = (images[:256], labels[:256]), (images[256:], labels[256:])
+    models = []
+    for way in ("Part I", "train_recipe"):
+        torch.manual_seed(0)
+        model = recipe.DigitCNN()
+        torch.manual_seed(0)
+        if way == "Part I":
+            loader = DataLoader(TensorDataset(*train), batch_size=64, shuffle=True)
+            optimizer, scheduler = recipe.sgd_one_cycle(model, 0.15, total_steps=2 * len(loader))
+            recipe.fit(model, loader, validation, torch.nn.CrossEntropyLoss(), optimizer, scheduler, 2)
+        else:
+            recipe.train_recipe(model, train, validation, 2, 0.15, 64, **recipe.PLAIN)
+        models.append(model.state_dict())
+    for name, value in models[0].items():
+        assert torch.equal(models[1][name], value), name
+
+
+def test_the_full_recipe_adds_each_ingredient_and_the_plain_one_none():
+    model = torch.nn.Linear(2, 2)
+    plain = recipe.sgd_one_cycle(model, 0.15, 100)[0].param_groups[0]
+    also_plain = recipe.tuned_sgd_one_cycle(model, 0.15, 100, **{key: value for key, value in recipe.PLAIN.items()
+                                                                  if key not in ("augment", "label_smoothing")})
+    assert {key: value for key, value in also_plain[0].param_groups[0].items() if key != "params"} == \
+           {key: value for key, value in plain.items() if key != "params"}
+    optimizer, scheduler = recipe.tuned_sgd_one_cycle(model, 0.15, 100, recipe.WEIGHT_DECAY, True, (0.95, 0.85))
+    group = optimizer.param_groups[0]
+    assert (group["nesterov"], group["weight_decay"]) == (True, 5e-4)
+    momenta = []
+    for _ in range(100):
+        momenta.append(group["momentum"])
+        optimizer.step()
+        scheduler.step()
+    assert (min(momenta), max(momenta)) == (pytest.approx(0.85), pytest.approx(0.95))
+    assert plain["momentum"] == 0.9
+
+
+def test_evaluate_reports_plain_cross_entropy():
+    torch.manual_seed(0)
+    model = recipe.DigitCNN()
+    images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    loss, accuracy = recipe.evaluate(model, images, labels)
+    model.eval()
+    with torch.no_grad():
+        logits = model(images)
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
+    assert accuracy == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+
+
 def test_two_quick_runs_with_the_same_seed_are_identical_on_cpu(mnist_root):
     from torchvision import datasets
 
@@ -175,8 +236,8 @@ def test_two_quick_runs_with_the_same_seed_are_identical_on_cpu(mnist_root):
     def quick_run() -> dict:
         torch.manual_seed(0)
         model = recipe.DigitCNN()
-        return recipe.fit(model, (images[:2_000], labels[:2_000]), (images[2_000:], labels[2_000:]),
-                          epochs=2, learning_rate=0.15, batch_size=128)
+        return recipe.train_recipe(model, (images[:2_000], labels[:2_000]), (images[2_000:], labels[2_000:]),
+                                   epochs=2, learning_rate=0.15, batch_size=128, **recipe.FULL)
 
     first, second = quick_run(), quick_run()
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
@@ -303,16 +364,17 @@ def test_training_that_diverges_stops_naming_the_learning_rate(capsys):
     torch.manual_seed(0)
     expected = r"training diverged; the learning rate 1e\+30 \(LEARNING_RATE; .*\) is too high"
     with pytest.raises(FloatingPointError, match=expected):
-        recipe.fit(recipe.DigitCNN(), (images, labels), (images[:64], labels[:64]), epochs=2, learning_rate=1e30,
-                   batch_size=64)
+        recipe.train_recipe(recipe.DigitCNN(), (images, labels), (images[:64], labels[:64]), epochs=2,
+                            learning_rate=1e30, batch_size=64, **recipe.PLAIN)
 
 
 def test_training_that_stays_at_chance_says_so_naming_the_learning_rate(mnist_root, capsys):
     train, validation, _ = notebook_data(0, str(mnist_root), CPU, limit=2_000)
     torch.manual_seed(0)
-    recipe.fit(recipe.DigitCNN(), train, validation, epochs=1, learning_rate=10, batch_size=128)
+    recipe.train_recipe(recipe.DigitCNN(), train, validation, epochs=1, learning_rate=10, batch_size=128,
+                        **recipe.PLAIN)
     printed = capsys.readouterr().out
-    assert "no better than guessing among 10 digits: the learning rate 10 (LEARNING_RATE; the recipe's is 0.15) is " \
+    assert "no better than guessing among 10 digits: the learning rate 10 (LEARNING_RATE; the notebook's is 0.15) is " \
            "probably too high" in printed
 
 

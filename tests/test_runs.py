@@ -144,27 +144,28 @@ def smoke_run(script: str, result: str, output_dir: Path) -> tuple[str, dict]:
 
 
 @pytest.mark.slow
-def test_speed_benchmark_smoke_run_writes_results(tmp_path):
+def test_speed_benchmark_smoke_run_reports_both_recipes_against_the_classic_example(tmp_path):
     stdout, summary = smoke_run("bench/speed_vs_classic.py", "speed_vs_classic", tmp_path)
-    for recipe in ("classic", "notebook"):
+    for recipe in ("classic", "plain", "tuned"):
         assert summary[recipe]["seconds_per_epoch"] > 0
         assert summary[recipe]["peak_memory_mb"] > 0
     assert 0 < summary["classic"]["final_test_accuracy"] <= 1
-    assert 0 < summary["notebook"]["final_test_accuracy_mean"] <= 1
-    assert summary["speedup_per_epoch"] > 0
-    assert "notebook_graph" not in summary  # on a CPU there is no CUDA graph: the plain loop, and channels-last
-    assert summary["notebook_channels_last"]["speedup_per_epoch"] > 0
-    assert "as fast per epoch as the plain loop's seed 0" in stdout
+    for recipe in ("plain", "tuned"):
+        assert 0 < summary[recipe]["final_test_accuracy_mean"] <= 1
+        assert summary[recipe]["speedup_per_epoch"] > 0
+    assert "plain_graph" not in summary  # on a CPU there is no CUDA graph
+    assert "Part I's plain recipe" in stdout
+    assert "Part II (B)'s kept recipe" in stdout
     assert "time to 99 %" in stdout
 
 
-def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classic_example(tmp_path, monkeypatch,
-                                                                                           capsys):
+def test_speed_benchmark_on_cuda_reports_both_recipes_the_graph_and_the_classic_example(tmp_path, monkeypatch,
+                                                                                        capsys):
     """The GPU report's bookkeeping, with made-up runs in place of the child processes."""
     import bench.speed_vs_classic as benchmark
 
-    per_epoch = {"classic": 2.0, "notebook": 1.5, "notebook-graph": 0.3, "notebook-channels-last": 1.2}
-    setup = {"classic": 0.0, "notebook": 0.0, "notebook-graph": 0.8, "notebook-channels-last": 0.0}
+    per_epoch = {"classic": 2.0, "plain": 1.5, "tuned": 1.2, "plain-graph": 0.3}
+    setup = {"classic": 0.0, "plain": 0.0, "tuned": 0.0, "plain-graph": 0.8}
     spawned = []
 
     def fake_spawn(recipe, epochs, seed, args):
@@ -180,17 +181,17 @@ def test_speed_benchmark_on_cuda_reports_the_plain_loop_the_graph_and_the_classi
     monkeypatch.setattr("handwritten_digits.cli.device_problem", lambda name: None)  # the made-up GPU passes
     args = benchmark.parse_args(["--device", "cuda", "--epochs", "4", "--seeds", "2", "--output-dir", str(tmp_path)])
     summary = benchmark.main(args)
-    assert {recipe for recipe, _, _ in spawned} == {"classic", "notebook", "notebook-graph", "notebook-channels-last"}
-    assert summary["notebook_channels_last"]["speedup_per_epoch"] == pytest.approx(1.5 / 1.2)
-    plain, graph = summary["notebook"], summary["notebook_graph"]
+    assert {recipe for recipe, _, _ in spawned} == {"classic", "plain", "tuned", "plain-graph"}
+    plain, tuned, graph = summary["plain"], summary["tuned"], summary["plain_graph"]
     assert graph["time_to_target_s"] == pytest.approx(0.3 * 2 + 0.8)  # 2 epochs to 99 %, capture included
     assert graph["setup_seconds"] == pytest.approx(0.8)
     assert plain["time_to_target_s"] == pytest.approx(1.5 * 2)
-    assert summary["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 3.0)
-    assert summary["speedup_time_to_target_graph"] == pytest.approx(summary["classic"]["time_to_target_s"] / 1.4)
+    assert tuned["time_to_target_s"] == pytest.approx(1.2 * 2)
+    assert plain["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 3.0)
+    assert graph["speedup_time_to_target"] == pytest.approx(summary["classic"]["time_to_target_s"] / 1.4)
     printed = capsys.readouterr().out
-    assert "notebook recipe, plain loop" in printed
-    assert "notebook recipe, CUDA graph" in printed
+    assert "Part I's plain recipe" in printed
+    assert "plain, CUDA graph" in printed
     assert "set-up (in the first epoch's time) 0.80 s" in printed
 
 
@@ -199,13 +200,13 @@ def test_graphed_benchmark_run_counts_the_capture_in_the_first_epoch(monkeypatch
     import bench.speed_vs_classic as benchmark
     from handwritten_digits import data
 
-    def fake_training(make_model, epochs, seed, data_root, device, limit, trainer, watch):
+    def fake_training(make_model, epochs, seed, data_root, device, limit, watch, ingredients, graphed):
         assert watch == "test"  # beside the classic example's test curve
-        assert trainer.__name__ == "fit_graphed"
+        assert graphed
         return None, {"seconds": [1.0, 1.0], "val_accuracy": [0.99, 0.995], "capture_seconds": 0.5}
 
     monkeypatch.setattr(data, "train_on_notebook_split", fake_training)
-    result = benchmark.run_notebook(2, 0, "data", "cpu", None, graphed=True)
+    result = benchmark.run_notebook(2, 0, "data", "cpu", None, "plain-graph")
     assert result["epoch_seconds"] == [1.5, 1.0]
     assert result["setup_seconds"] == 0.5
 
@@ -227,12 +228,14 @@ def test_accuracy_ablation_smoke_run_writes_every_variant(tmp_path):
 
 @pytest.mark.slow
 def test_exercise_answers_smoke_run_trains_the_wider_network_and_both_augmentation_settings():
-    done = subprocess.run([sys.executable, "bench/exercise_answers.py", "--quick", "--parts", "wider", "augmentation"],
+    done = subprocess.run([sys.executable, "bench/exercise_answers.py", "--quick", "--parts", "one-epoch", "wider",
+                           "augmentation"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "widths (32, 64, 128), 241,770 parameters" in done.stdout
     assert "augment=True" in done.stdout
     assert "augment=False" in done.stdout
+    assert "Part I's plain recipe, 1 epoch" in done.stdout
 
 
 @pytest.mark.slow

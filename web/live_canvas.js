@@ -129,7 +129,7 @@ var LiveCanvas = (function () {
   const target = 1 - smoothing + smoothing / 10;  // the training target of the right digit
   root.querySelector(".live-digit-smoothing").textContent =
     `The top probability stays near ${percent(target)}, never 100%, because the network was trained with label ` +
-    `smoothing (LABEL_SMOOTHING = ${smoothing}, section 6), towards ${percent(target)} for the right digit and ` +
+    `smoothing (LABEL_SMOOTHING = ${smoothing}, Part II (B)), towards ${percent(target)} for the right digit and ` +
     `${percent(smoothing / 10)} for each of the others.`;
   clear();
 

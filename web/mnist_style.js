@@ -3,8 +3,8 @@
 Each function below has the name, the arguments and the checks of the notebook's function of the same name, so that
 you can read them side by side: to_grayscale, downsized, ink_above_paper, white_on_black, strokes_only, crop_to,
 stroke_width, thickened, centre_of_mass, nearest_pixel, centred_in_field and mnist_style. The constants
-(PAPER_CONTRAST, MIN_DIGIT, PHOTO_SIZE, MNIST_STROKE, LUMA and every default argument) are not copied here: they come
-from the notebook, through the file that scripts/export_weights.py writes (DIGIT_CNN.constants).
+(PAPER_CONTRAST, MIN_DIGIT, DOT, PHOTO_SIZE, MNIST_STROKE, LUMA and every default argument) are not copied here: they
+come from the notebook, through the file that scripts/export_weights.py writes (DIGIT_CNN.constants).
 
 An image is {height, width, data}: data is a Float32Array of height * width grey levels, row after row, as NumPy
 holds a float32 array. NumPy and PyTorch compute in float32; JavaScript computes in float64. Where the notebook's
@@ -330,6 +330,11 @@ var MnistStyle = (function () {
     if (Math.max(ink.height, ink.width) < NOTEBOOK.MIN_DIGIT) {
       throw new Error(`the digit is only ${ink.height} x ${ink.width} pixels: too small to read; expected at ` +
                       `least ${NOTEBOOK.MIN_DIGIT} pixels for its height or width`);
+    }
+    const mask = Uint8Array.from(ink.data, value => (value > 0.5 ? 1 : 0));
+    if (Math.max(ink.height, ink.width) < NOTEBOOK.DOT * stroke_width(mask, ink.height, ink.width)) {
+      throw new Error(`a dot, not a digit: the ink (${ink.height} x ${ink.width} pixels) is hardly longer than ` +
+                      "its stroke is wide; draw the whole digit, large");
     }
     return centred_in_field(thicken ? thickened(ink) : ink);
   }
