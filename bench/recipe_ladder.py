@@ -36,15 +36,17 @@ from handwritten_digits.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RUNGS = {  # each rung is the one before it plus one ingredient
-    "plain (Part I)": recipe.PLAIN,
-    "+ augmentation": {**recipe.PLAIN, "augment": True},
-    "+ label smoothing": {**recipe.PLAIN, "augment": True, "label_smoothing": recipe.LABEL_SMOOTHING},
-    "+ weight decay": {**recipe.PLAIN, "augment": True, "label_smoothing": recipe.LABEL_SMOOTHING,
-                       "weight_decay": recipe.WEIGHT_DECAY},
-    "+ Nesterov": {**recipe.FULL, "momentum_range": None},
-    "+ momentum range (full)": recipe.FULL,
-}
+STEPS = (  # each rung is the one before it plus one ingredient, from Part I's recipe to the full one
+    ("plain (Part I)", {}),
+    ("+ augmentation", {"augment": True}),
+    ("+ label smoothing", {"label_smoothing": recipe.LABEL_SMOOTHING}),
+    ("+ weight decay", {"weight_decay": recipe.WEIGHT_DECAY}),
+    ("+ Nesterov", {"nesterov": True}),
+    ("+ momentum range (full)", {"momentum_range": recipe.MOMENTUM_RANGE}),
+)
+RUNGS, _ingredients = {}, recipe.PLAIN
+for _name, _added in STEPS:
+    _ingredients = RUNGS[_name] = {**_ingredients, **_added}
 KEPT = {"plain (Part I)": "plain", "+ momentum range (full)": "full"}  # the networks --save-networks keeps
 KEPT_RUNG = "+ weight decay"  # the rung Part II (B) keeps: the best on validation in the committed ladder
 
@@ -61,6 +63,12 @@ def train_rung(ingredients: dict, seed: int, data: tuple, epochs: int, device: t
                                   **ingredients)
     synchronize(device)
     return model, history, time.perf_counter() - start
+
+
+def save_seed0(model: torch.nn.Module, name: str, args: argparse.Namespace) -> None:
+    """A seed-0 network saved as the notebook saves one, with seed 0's normalisation constants."""
+    _, _, mean, std = notebook_split(datasets.MNIST(args.data_root, train=True).data, 0)
+    save_checkpoint(model, args.save_networks / f"ladder_{name}_seed0.pt", mean, std)
 
 
 def summary_of(runs: list[dict]) -> dict:
@@ -110,9 +118,8 @@ def main(args: argparse.Namespace) -> dict:
                    "val_accuracy_by_epoch": history["val_accuracy"], "training_seconds": seconds}
             if ingredients == recipe.FULL:  # the chosen recipe, and only it, meets the test images
                 run["test_accuracy"] = recipe.evaluate(model, *data[2])[1]
-            if args.save_networks and seed == 0 and name in KEPT:  # a checkpoint as the notebook saves one
-                _, _, mean, std = notebook_split(datasets.MNIST(args.data_root, train=True).data, seed)
-                save_checkpoint(model, args.save_networks / f"ladder_{KEPT[name]}_seed0.pt", mean, std)
+            if args.save_networks and seed == 0 and name in KEPT:
+                save_seed0(model, KEPT[name], args)
             result["rungs"][name]["runs"].append(run)
             print(f"seed {seed}  {name:<26} validation {run['val_accuracy']:.2%}"
                   + (f", test {run['test_accuracy']:.2%}" if "test_accuracy" in run else "")
@@ -149,8 +156,7 @@ def test_kept(args: argparse.Namespace) -> dict:
         print(f"seed {seed}  {KEPT_RUNG:<26} validation {runs[-1]['val_accuracy']:.2%}, "
               f"test {runs[-1]['test_accuracy']:.2%}", flush=True)
         if args.save_networks and seed == 0:
-            _, _, mean, std = notebook_split(datasets.MNIST(args.data_root, train=True).data, seed)
-            save_checkpoint(model, args.save_networks / "ladder_tuned_seed0.pt", mean, std)
+            save_seed0(model, "tuned", args)
     tests = [run["test_accuracy"] for run in runs]
     result["kept"] = {"rung": KEPT_RUNG, "ingredients": recipe.TUNED, "runs": runs,
                       "command": " ".join(["python", "bench/recipe_ladder.py", *(sys.argv[1:])]),
