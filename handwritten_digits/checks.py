@@ -1,8 +1,6 @@
 """What the notebook's set-up cell checks before any data is touched: its parameters, the device, the folders; then
 the verified MNIST files (`check_and_fetch`)."""
 
-from __future__ import annotations
-
 import os
 import re
 from math import inf
@@ -10,7 +8,7 @@ from math import inf
 import torch
 
 from .files import folder_problem
-from .mnist_data import MnistUnavailableError, check_files, ensure_mnist, raw_dir, use_kaggle_layout
+from .mnist_data import check_files, ensure_mnist, fetch_problem, raw_dir
 
 PARAMETERS = ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED", "DATA_ROOT", "OUTPUT_DIR", "DEVICE", "QUICK")
 
@@ -50,15 +48,14 @@ def device_problem(name: str) -> str | None:
         return None
     if not torch.cuda.is_available():
         return "there is no NVIDIA GPU here"
-    if int(index or 0) >= torch.cuda.device_count():
+    if (gpu := int(index or 0)) >= torch.cuda.device_count():
         return f"there is no GPU number {index} here"
-    major, minor = torch.cuda.get_device_capability(int(index or 0))
+    major, minor = torch.cuda.get_device_capability(gpu)
     built = [re.fullmatch(r"(sm|compute)_(\d+)(\d)[a-z]?", arch) for arch in torch.cuda.get_arch_list()]
-    runs = [found for found in built if found and (int(found[2]), int(found[3])) <= (major, minor)
-            and (found[1] == "compute" or int(found[2]) == major)]  # machine code for its generation, or PTX
-    if not runs:
-        return (f"{torch.cuda.get_device_name(int(index or 0))} (compute capability {major}.{minor}) has no kernels "
-                f"in this PyTorch build, which has them for {', '.join(torch.cuda.get_arch_list())}")
+    if not any(found and (int(found[2]), int(found[3])) <= (major, minor)  # machine code for its generation, or PTX
+               and (found[1] == "compute" or int(found[2]) == major) for found in built):
+        return (f"{torch.cuda.get_device_name(gpu)} (compute capability {major}.{minor}) has no kernels in this "
+                f"PyTorch build, which has them for {', '.join(torch.cuda.get_arch_list())}")
     return None
 
 
@@ -75,36 +72,17 @@ def device_problems(device: str) -> list[str]:
     return []
 
 
-def folder_problems(values: dict) -> tuple[list[str], dict[str, str]]:
-    """One line for each folder of the parameters that cannot serve, and MNIST's files that DATA_ROOT lacks (empty
-    when they are all there, verified: then DATA_ROOT is only read, and may be read-only)."""
-    data_root, output_dir = (os.path.expanduser(values[name]) for name in ("DATA_ROOT", "OUTPUT_DIR"))
-    lacking = check_files(raw_dir(data_root))
-    problems = []
-    if lacking and (problem := folder_problem(data_root)):
-        what = ", ".join(f"{name} ({reason})" for name, reason in lacking.items())
-        advice = (f"MNIST cannot be fetched into it, and {raw_dir(data_root)} lacks {what}: put the four files there, "
-                  "or choose a folder you can write to")
-        try:  # the files in Kaggle's unpacked layout, on a dataset mounted read-only: that case's own advice
-            use_kaggle_layout(raw_dir(data_root), log=lambda _: None)
-        except MnistUnavailableError as error:
-            advice = str(error)
-        problems.append(f"DATA_ROOT = {data_root!r} cannot be written to: {problem}; {advice}")
-    if problem := folder_problem(output_dir):
-        problems.append(f"OUTPUT_DIR = {output_dir!r} cannot be written to: {problem}")
-    return problems, lacking
-
-
 def check_and_fetch(values: dict) -> None:
-    """The set-up cell's work: raise ValueError naming every parameter the notebook cannot use, a device that is not
-    usable here, and every folder that cannot serve, before any data is touched; then fetch MNIST into DATA_ROOT,
-    verified by its checksums, unless it is there already."""
+    """The set-up cell's work, before any data is touched: raise ValueError naming every parameter the notebook cannot
+    use, then a device that is not usable here, then every folder that cannot serve; then fetch MNIST if needed."""
     if problems := parameter_problems(values) or device_problems(values["DEVICE"]):  # the device once DEVICE is valid
         raise ValueError("Fix the parameters cell:\n  " + "\n  ".join(problems))
-    problems, lacking = folder_problems(values)
+    data_root, output_dir = (os.path.expanduser(values[name]) for name in ("DATA_ROOT", "OUTPUT_DIR"))
+    problems = [f"OUTPUT_DIR = {output_dir!r} cannot be written to: {problem}"] if (
+        problem := folder_problem(output_dir)) else []
+    if (lacking := check_files(raw_dir(data_root))) and (  # DATA_ROOT is only read when it holds verified files
+            problem := fetch_problem(raw_dir(data_root), lacking, folder_problem(data_root))):
+        problems.append(f"DATA_ROOT = {data_root!r} cannot serve: {problem}")
     if problems:  # found now, not after training, when the network is saved
         raise ValueError("Fix the parameters cell (choose folders you can write to):\n  " + "\n  ".join(problems))
-    if lacking:
-        ensure_mnist(os.path.expanduser(values["DATA_ROOT"]))
-    else:
-        print(f"MNIST files verified in {raw_dir(values['DATA_ROOT'])}")
+    ensure_mnist(data_root)

@@ -1,10 +1,7 @@
-"""Writing files safely: whole files only, folders checked before the work, errors that say what to do."""
-
-from __future__ import annotations
+"""Writing files safely: whole files only, and folders checked before the work."""
 
 import errno
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,17 +10,14 @@ from pathlib import Path
 
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, or the error's type when it has no message."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return (str(error).strip() or type(error).__name__).splitlines()[0]
 
 
 def folder_problem(folder: str | os.PathLike) -> str | None:
-    """Why files cannot be saved in the folder (created if missing), or None: a probe file is written and removed."""
+    """Why files cannot be saved in the folder (created if missing), or None: the package's one write probe."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        return "it is a file, not a folder"
-    if blocker := next((above for above in folder.parents if above.exists() and not above.is_dir()), None):
-        return f"{str(blocker)!r} is a file, not a folder"
+    if blocker := next((above for above in (folder, *folder.parents) if above.exists() and not above.is_dir()), None):
+        return "it is a file, not a folder" if blocker == folder else f"{str(blocker)!r} is a file, not a folder"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()  # deleted as it is closed
@@ -32,34 +26,24 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
     return None
 
 
-def write_error(path: Path, error: OSError) -> OSError:
-    """The error from writing `path`, told as which file could not be written, why, and what to do."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        free = shutil.disk_usage(path.parent).free / 1e6
-        return OSError(error.errno, f"cannot write {path}: the disk that holds {path.parent} is full ({free:.1f} MB "
-                                    "free); free some space or choose another folder (OUTPUT_DIR in the parameters "
-                                    f"cell); the previous {path.name}, if there was one, is unchanged")
-    return type(error)(error.errno, f"cannot write {path}: {error.strerror or error}; choose a folder you can write "
-                                    "to (OUTPUT_DIR in the parameters cell) or fix its permissions")
-
-
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`, unique to this writer, renamed to `path` at the end: never half a file."""
-    path = Path(path)
+    path, temporary = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    except OSError as error:
-        raise write_error(path, error) from error
-    os.close(handle)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(temporary, 0o666 & ~mask)  # the permissions of a file written in place (mkstemp's are private)
-    try:
+        os.close(handle)
+        os.umask(mask := os.umask(0o022))  # read the umask: the permissions of a file written in place, not mkstemp's
+        os.chmod(temporary, 0o666 & ~mask)
         yield Path(temporary)
         os.replace(temporary, path)
-    except OSError as error:  # a full disk, say: the previous file is left as it was
-        raise write_error(path, error) from error
+    except OSError as error:  # a full disk, say, or no permission
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise type(error)(error.errno, f"cannot write {path}: " + (f"the disk that holds {path.parent} is full" if full
+                          else error.strerror or str(error)) + f" (nothing written: the previous {path.name}, if there "
+                          "was one, is unchanged); free some space or choose a folder you can write to (OUTPUT_DIR in "
+                          "the parameters cell)") from error
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary:
+            Path(temporary).unlink(missing_ok=True)

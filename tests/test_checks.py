@@ -1,7 +1,6 @@
-"""What the set-up cell checks (handwritten_digits.checks), in-process: every parameter the notebook cannot use is named
-at once, a device that is not usable here is refused, and a data folder is used read-only when it holds the verified
-files and refused, before any download, when it lacks them and cannot be written."""
+"""What the set-up cell checks (handwritten_digits.checks), in-process, and a data folder on a real read-only mount."""
 
+import json
 import os
 import re
 import shutil
@@ -14,8 +13,10 @@ import torch
 
 from handwritten_digits import checks, mnist_data
 
-DEFAULTS = {"EPOCHS": 15, "BATCH_SIZE": 128, "LEARNING_RATE": 0.15, "SEED": 0, "DATA_ROOT": "data",
-            "OUTPUT_DIR": "outputs", "DEVICE": "auto", "QUICK": False}
+CELLS = json.loads((Path(__file__).parents[1] / "HandWrittenDigitsRecognition.ipynb").read_text())["cells"]
+exec("".join(next(cell["source"] for cell in CELLS if "parameters" in cell["metadata"].get("tags", []))),
+     NOTEBOOK := {})  # runs the notebook's parameters cell
+DEFAULTS = {name: NOTEBOOK[name] for name in checks.PARAMETERS}
 
 
 @pytest.mark.parametrize(("values", "messages"), [
@@ -43,17 +44,11 @@ def test_every_value_the_notebook_cannot_use_is_named_at_once(values, messages):
         assert any(message in problem for problem in problems), (message, problems)
 
 
-def test_the_notebooks_defaults_and_edge_values_pass():
+def test_the_notebooks_own_defaults_and_edge_values_pass():
     assert checks.parameter_problems(DEFAULTS) == []
     edges = {"EPOCHS": 1, "BATCH_SIZE": 60_000, "LEARNING_RATE": 10, "SEED": 2**32 - 1, "DEVICE": "cuda:12",
              "QUICK": True}
     assert checks.parameter_problems({**DEFAULTS, **edges}) == []
-
-
-def test_the_defaults_checked_are_the_notebooks_own():
-    from handwritten_digits import recipe
-
-    assert {name: getattr(recipe, name) for name in checks.PARAMETERS} == DEFAULTS
 
 
 def test_a_device_named_that_is_not_here_is_refused_saying_what_to_set():
@@ -85,39 +80,38 @@ def test_a_gpu_this_torch_build_cannot_drive_is_named_before_auto_would_pick_it(
     assert checks.device_problems("cpu") == []
 
 
-def test_a_gpu_with_kernels_for_its_generation_or_ptx_is_usable(p100, monkeypatch):
-    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_60", "sm_70"])
-    assert checks.device_problem("cuda") is None
-    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["compute_50"])  # PTX, compiled for the GPU at load
+@pytest.mark.parametrize("built", [["sm_60", "sm_70"], ["compute_50"]])  # its generation's code, or PTX
+def test_a_gpu_with_kernels_for_its_generation_or_ptx_is_usable(p100, monkeypatch, built):
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: built)
     assert checks.device_problem("cuda") is None
     assert checks.device_problem("cuda:1") == "there is no GPU number 1 here"
 
 
-def test_an_output_dir_that_cannot_be_written_is_refused_before_any_data_is_fetched(tmp_path, monkeypatch):
-    blocker = tmp_path / "outputs"
+def test_folders_that_cannot_be_written_are_all_named_before_any_data_is_fetched(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    data_root = tmp_path / "empty data root"
     monkeypatch.setattr(checks, "ensure_mnist", lambda root: pytest.fail("fetched before refusing"))
-    with pytest.raises(ValueError, match=rf"OUTPUT_DIR = {str(blocker)!r} cannot be written to: it is a file, not a "
-                                         "folder"):
-        checks.check_and_fetch({**DEFAULTS, "OUTPUT_DIR": str(blocker), "DATA_ROOT": str(data_root)})
+    with pytest.raises(ValueError, match="choose folders you can write to") as caught:
+        checks.check_and_fetch({**DEFAULTS, "OUTPUT_DIR": str(blocker), "DATA_ROOT": str(blocker / "data")})
+    assert f"OUTPUT_DIR = {str(blocker)!r} cannot be written to: it is a file, not a folder" in str(caught.value)
+    assert f"DATA_ROOT = {str(blocker / 'data')!r} cannot serve: cannot write MNIST files" in str(caught.value)
     assert blocker.read_text() == "not a folder"
 
 
-def test_parameters_are_checked_before_the_device_and_the_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(checks, "folder_problems", lambda values: pytest.fail("folders looked at first"))
+def test_parameters_are_checked_before_the_device_and_the_folders(monkeypatch):
+    monkeypatch.setattr(checks, "device_problems", lambda device: pytest.fail("device looked at first"))
+    monkeypatch.setattr(checks, "folder_problem", lambda folder: pytest.fail("folders looked at first"))
     with pytest.raises(ValueError, match=r"Fix the parameters cell:\n  EPOCHS must be .*\n  SEED must be"):
         checks.check_and_fetch({**DEFAULTS, "EPOCHS": 0, "SEED": -1})
 
 
-def test_a_data_root_under_the_home_folder_is_expanded(tmp_path, monkeypatch, mnist_root):
-    home = tmp_path / "home"
-    (home / "mnist").mkdir(parents=True)
-    (home / "mnist" / "MNIST").symlink_to(mnist_root / "MNIST")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr(checks, "ensure_mnist", lambda root: pytest.fail("the verified files were fetched again"))
+def test_a_data_root_under_the_home_folder_is_expanded(tmp_path, monkeypatch, mnist_root, capsys):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "MNIST").symlink_to(mnist_root / "MNIST")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(mnist_data, "SOURCES", [])  # the verified files are not fetched again
     checks.check_and_fetch({**DEFAULTS, "DATA_ROOT": "~/mnist", "OUTPUT_DIR": str(tmp_path / "out")})
-    assert not Path("~").exists()
+    assert f"MNIST files verified in {tmp_path}/mnist/MNIST/raw" in capsys.readouterr().out
 
 
 # --- a real read-only file system: a bind mount, read-only, in a mount namespace of the test's own -----------------
@@ -141,37 +135,31 @@ def in_read_only_mount(source: Path, mount_point: Path, code: str) -> subprocess
     return done
 
 
-def test_a_read_only_data_root_holding_the_verified_files_is_used(tmp_path, mnist_root):
-    """As Kaggle mounts its datasets (/kaggle/input): nothing is written, nothing refused."""
-    read_only = tmp_path / "read-only"
-    code = ("from handwritten_digits import checks\n"
-            f"values = dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, OUTPUT_DIR={str(tmp_path / 'out')!r})\n"
-            "checks.check_and_fetch(values)\n"
-            f"open({str(read_only / 'probe')!r}, 'w')\n")
-    done = in_read_only_mount(mnist_root, read_only, code)
-    assert f"MNIST files verified in {read_only}/MNIST/raw" in done.stdout, done.stderr
-    assert done.stderr.strip().endswith(f"OSError: [Errno 30] Read-only file system: '{read_only / 'probe'}'")
-
-
-def test_a_read_only_data_root_lacking_the_files_is_refused_naming_them_before_any_download(tmp_path):
-    empty, read_only = tmp_path / "empty", tmp_path / "read-only"
+@pytest.mark.parametrize("entry", ["check_and_fetch", "command line"])
+def test_a_read_only_data_root_is_used_when_it_holds_the_verified_files_and_refused_naming_what_it_lacks(
+        tmp_path, mnist_root, entry):
+    """As Kaggle mounts its datasets (/kaggle/input): only read when complete; refused before any fetch when not."""
+    read_only, empty = tmp_path / "read-only", tmp_path / "empty"
     (empty / "MNIST" / "raw").mkdir(parents=True)
     (empty / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"not MNIST")
-    code = ("from handwritten_digits import checks, mnist_data\n"
-            "mnist_data.SOURCES[:] = [('a source', lambda scratch: print('DOWNLOADED'))]\n"
-            f"checks.check_and_fetch(dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, "
-            f"OUTPUT_DIR={str(tmp_path / 'out')!r}))\n")
+    code = ("import sys\nfrom handwritten_digits import checks, mnist_data\n"
+            "mnist_data.SOURCES[:] = [('a source', lambda scratch: print('FETCHED'))]\n"
+            + (f"checks.check_and_fetch(dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, "
+               f"OUTPUT_DIR={str(tmp_path / 'out')!r}))\n" if entry == "check_and_fetch" else
+               f"mnist_data.main([{str(read_only)!r}])\n") + f"open({str(read_only / 'probe')!r}, 'w')\n")
+    done = in_read_only_mount(mnist_root, read_only, code)
+    assert f"MNIST files verified in {read_only}/MNIST/raw" in done.stdout, done.stderr
+    assert done.stderr.strip().endswith(f"Read-only file system: '{read_only / 'probe'}'")  # truly read-only
     done = in_read_only_mount(empty, read_only, code)
     assert done.returncode != 0
-    assert "DOWNLOADED" not in done.stdout
-    last = done.stderr.strip().splitlines()[-1]
-    assert f"DATA_ROOT = {str(read_only)!r} cannot be written to: Read-only file system; MNIST cannot be " in last
-    assert "train-images-idx3-ubyte (missing)" in last
-    assert "t10k-labels-idx1-ubyte (wrong size (9 bytes, expected 10,008))" in last
+    assert "FETCHED" not in done.stdout
+    assert f"cannot write MNIST files under {read_only}/MNIST/raw: Read-only file system" in done.stderr
+    assert "train-images-idx3-ubyte (missing)" in done.stderr
+    assert "t10k-labels-idx1-ubyte (wrong size (9 bytes, expected 10,008))" in done.stderr
+    assert "To place them by hand" in done.stderr
 
 
-def test_a_read_only_data_root_in_kaggles_unpacked_layout_gets_that_layouts_advice(tmp_path, mnist_root):
-    """Kaggle's MNIST datasets unpack each file into a folder of its own name, which torchvision cannot read."""
+def test_a_read_only_data_root_in_kaggles_unpacked_layout_gets_the_command_that_copies_it(tmp_path, mnist_root):
     dataset, read_only = tmp_path / "dataset", tmp_path / "read-only"
     for name in mnist_data.MNIST_FILES:
         (dataset / "MNIST" / "raw" / name).mkdir(parents=True)
@@ -181,24 +169,5 @@ def test_a_read_only_data_root_in_kaggles_unpacked_layout_gets_that_layouts_advi
             f"OUTPUT_DIR={str(tmp_path / 'out')!r}))\n")
     done = in_read_only_mount(dataset, read_only, code)
     assert done.returncode != 0
-    last = done.stderr.strip().splitlines()[-1]
-    assert f"DATA_ROOT = {str(read_only)!r} cannot be written to: Read-only file system; " in last
-    assert "in Kaggle's unpacked layout" in last
-    assert "then set DATA_ROOT to data" in last
-
-
-def test_the_command_line_fetch_uses_a_read_only_folder_with_the_files_and_names_what_another_lacks(tmp_path,
-                                                                                                  mnist_root):
-    read_only = tmp_path / "read-only"
-    cli = "import sys\nfrom handwritten_digits.mnist_data import main\nsys.argv[1:] = [{!r}]\nmain()\n"
-    done = in_read_only_mount(mnist_root, read_only, cli.format(str(read_only)))
-    assert done.returncode == 0, done.stderr
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    done = in_read_only_mount(empty, read_only, cli.format(str(read_only)))
-    assert done.returncode == 1
-    message = done.stderr.strip()
-    assert message.startswith(f"error: cannot write MNIST files under {read_only}/MNIST/raw: Read-only file system, "
-                              "and it lacks train-images-idx3-ubyte (missing),")
-    assert "a read-only folder that holds them all is used as it is" in message
-    assert not mnist_data.fetch_lock(read_only / "MNIST" / "raw").is_locked
+    assert f"DATA_ROOT = {str(read_only)!r} cannot serve: " in done.stderr
+    assert f"cp {read_only}/MNIST/raw/*/*-ubyte data/MNIST/raw/ then set DATA_ROOT=data" in done.stderr
