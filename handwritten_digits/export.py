@@ -1,4 +1,4 @@
-"""Write the notebook's cells marked for export into handwritten_digits/recipe.py (`make export`), or check that the
+"""Write the notebook's cells marked for export into handwritten_digits/notebook.py (`make export`), or check that the
 file is what the notebook would write (`--check`, as the tests do).
 
 The notebook is the source: a code cell whose first line is `#| export` (nbdev's marker, kept visible so that a
@@ -18,7 +18,7 @@ from .files import atomic_write
 
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOK = PACKAGE.parent / "HandWrittenDigitsRecognition.ipynb"
-MODULE = PACKAGE / "recipe.py"
+MODULE = PACKAGE / "notebook.py"
 MARKER = "#| export"
 COMMAND = "make export"
 
@@ -58,13 +58,13 @@ def exported_blocks(notebook: Path = NOTEBOOK) -> list[tuple[str, str]]:
         if not is_marked(cell):
             continue
         code = source.split("\n", 1)[1] if "\n" in source else ""
-        if magic := next((line for line in code.splitlines() if line.lstrip().startswith(("%", "!"))), None):
-            raise ExportError(f"cell {number} is marked {MARKER!r} but holds IPython syntax ({magic.strip()!r}), "
-                              "which a Python module cannot: move that line to a cell of its own")
-        try:
+        try:  # parsed first: a continuation line may start with % or != and still be Python
             ast.parse(code)
         except SyntaxError as error:
-            raise ExportError(f"cell {number} is marked {MARKER!r} but is not valid Python: {error}") from error
+            magic = next((line for line in code.splitlines() if line.lstrip().startswith(("%", "!"))), None)
+            what = f"holds IPython syntax ({magic.strip()!r})" if magic else f"is not valid Python: {error}"
+            raise ExportError(f"cell {number} is marked {MARKER!r} but {what}, which a Python module cannot hold: "
+                              "move that line to a cell of its own") from error
         heading = part.split(":")[0] + (f", {section}" if section else "")
         blocks.append((heading, code.strip("\n")))
     if not blocks:
@@ -73,15 +73,15 @@ def exported_blocks(notebook: Path = NOTEBOOK) -> list[tuple[str, str]]:
 
 
 def module_text(notebook: Path = NOTEBOOK) -> str:
-    """The text of recipe.py as the notebook's marked cells make it."""
+    """The text of notebook.py as the notebook's marked cells make it."""
     parts = [HEADER]
     for heading, code in exported_blocks(notebook):
-        parts.append(f"\n# {'-' * 116}\n# Taught in {heading}\n\n{code}\n")
+        parts.append(f"# {'-' * 116}\n# Taught in {heading}\n\n{code}\n")
     return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The command line: write recipe.py, or with --check say whether it is what the notebook would write."""
+    """The command line: write notebook.py, or with --check say whether it is what the notebook would write."""
     parser = argparse.ArgumentParser(prog="python -m handwritten_digits.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="write nothing; fail when the module differs")
