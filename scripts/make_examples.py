@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torchvision import datasets
 
-from handwritten_digits import recipe
+from handwritten_digits import notebook
 from handwritten_digits.files import atomic_write
 from handwritten_digits.mnist_data import ensure_mnist
 
@@ -37,7 +37,7 @@ def main(folder: Path = ROOT / "assets") -> None:
     test = datasets.MNIST(str(ROOT / "data"), train=False)
     rng = np.random.default_rng(2026)
     images = {f"example_photo_{test.targets[i].item()}.png":
-              Image.fromarray(recipe.disguise_as_photo(test.data[i].numpy(), rng)) for i in PHOTO_INDICES}
+              Image.fromarray(notebook.disguise_as_photo(test.data[i].numpy(), rng)) for i in PHOTO_INDICES}
     images["example_drawing_7.png"] = pen_drawing_of_a_seven()
     for name, image in images.items():
         path = folder / name
