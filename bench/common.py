@@ -1,0 +1,130 @@
+"""What the bench scripts share: the notebook's defaults, MNIST (fetched where missing), the notebook's split and
+training, the command-line checks, and the machine's name for their reports."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import platform
+import re
+from pathlib import Path
+
+import papermill
+import torch
+from torchvision import datasets
+
+from handwritten_digits import notebook
+from handwritten_digits.checks import device_problem
+from handwritten_digits.files import folder_problem
+from handwritten_digits.mnist_data import ensure_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+# The notebook's parameters cell, as papermill reads it: {"EPOCHS": 15, "BATCH_SIZE": 128, ...}.
+DEFAULTS = {name: ast.literal_eval(parameter["default"]) for name, parameter
+            in papermill.inspect_notebook(str(ROOT / "HandWrittenDigitsRecognition.ipynb")).items()}
+
+
+def mnist(root: str | Path, train: bool, transform=None) -> datasets.MNIST:
+    """MNIST's training or test set, fetched and verified first where it is missing; a fetch that fails stops the
+    script with its reason, without a traceback."""
+    try:
+        ensure_mnist(root)
+    except (OSError, RuntimeError) as error:
+        raise SystemExit(f"MNIST is not in {root} and could not be fetched: {error}") from None
+    return datasets.MNIST(str(root), train=train, transform=transform)
+
+
+def notebook_data(seed: int, root: str | Path, device: torch.device, limit: int | None = None) -> tuple:
+    """The notebook's split (by seed) and normalisation, on the device: (training, validation, test, mean, std), each
+    set as (images, labels). With a limit: `limit` training images and limit // 2 of the others."""
+    train_set, test_set = mnist(root, train=True), mnist(root, train=False)
+    train_index, val_index = notebook.split_training_set(len(train_set.data), seed)
+    mean, std = notebook.pixel_statistics(train_set.data[train_index])
+    test_index = torch.arange(len(test_set.data))
+    if limit:
+        train_index, val_index, test_index = train_index[:limit], val_index[: limit // 2], test_index[: limit // 2]
+    return (*[(notebook.to_model_input(chosen.data[index], mean, std, device), chosen.targets[index].to(device))
+              for chosen, index in ((train_set, train_index), (train_set, val_index), (test_set, test_index))],
+            mean, std)
+
+
+def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device: torch.device,
+          channels_last: bool = True) -> tuple:
+    """A DigitCNN trained by the notebook's train_recipe at its learning rate and batch size, seeded before it is
+    made and again before training, evaluated on `watched` after every epoch: (model, history)."""
+    torch.manual_seed(seed)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = notebook.DigitCNN().to(device, memory_format=layout)
+    torch.manual_seed(seed)
+    history = notebook.train_recipe(model, train_data, watched, epochs, DEFAULTS["LEARNING_RATE"],
+                                    DEFAULTS["BATCH_SIZE"], **ingredients)
+    return model, history
+
+
+def device(name: str) -> str:
+    """A `type=` for --device: one PyTorch can name, that is here and that the installed PyTorch can drive."""
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise argparse.ArgumentTypeError(f"must be 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number), not {name!r}")
+    if problem := device_problem(name):
+        raise argparse.ArgumentTypeError(f"{name!r} cannot be used here: {problem}; choose another device "
+                                         "(--device cpu always works)")
+    return name
+
+
+def writable_folder(text: str) -> Path:
+    """A `type=` for an output folder: created if missing and able to take a file, checked before any training."""
+    folder = Path(text).expanduser()
+    problem = folder_problem(folder) if text.strip() else "no folder named"
+    if problem:
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {text!r}: {problem}; give a folder you can "
+                                         "write to (it is created if missing)")
+    return folder
+
+
+def output_file(text: str) -> Path:
+    """A `type=` for a result file: a file's name (not a folder's) in a folder that can take it."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give the result's file name, such as {path / 'x.json'}")
+    return writable_folder(str(path.parent)) / path.name
+
+
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """The flags of the scripts that train: --quick, --epochs, --seeds, --device, --data-root (and a hidden --limit)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
+    parser.add_argument("--epochs", type=at_least(1), default=DEFAULTS["EPOCHS"], help="default: the notebook's")
+    parser.add_argument("--seeds", type=at_least(1), default=3, help="seeds 0 to N-1 (default 3)")
+    parser.add_argument("--device", type=device, default="cpu" if device_problem("cuda") else "cuda")
+    parser.add_argument("--data-root", default=DEFAULTS["DATA_ROOT"])
+    parser.add_argument("--limit", type=at_least(1), default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def at_least(lowest: int):
+    """A `type=` for a whole number of at least `lowest`, refused before anything else is looked at."""
+    def whole_number(text: str) -> int:
+        if not re.fullmatch(r"\s*[+-]?\d+\s*", text) or int(text) < lowest:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {lowest}, not {text!r}")
+        return int(text)
+
+    return whole_number
+
+
+def machine(device: str | torch.device) -> str:
+    """The machine a result was measured on: the GPU's name, or the CPU's model, its threads; and PyTorch's version."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """The CPU's name, family and model (Intel's generations differ there): on Linux only /proc/cpuinfo says them
+    (platform.processor() is empty there); elsewhere what platform knows."""
+    try:
+        fields = dict(re.findall(r"^(model name|cpu family|model)\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(),
+                                 re.MULTILINE))
+        return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
+    except (OSError, KeyError):
+        return platform.processor() or platform.machine()
