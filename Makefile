@@ -1,6 +1,6 @@
 # One environment for every job: run the notebook, test (lint included), open Jupyter, write a static page,
-# measure. The environment holds the project's own package, handwritten_digits, installed editable: its recipe.py is
-# exported from the notebook (make export), its other modules are written by hand.
+# measure. The environment holds the project's own package, handwritten_digits, installed editable: its notebook.py
+# is exported from the notebook (make export), its other modules are written by hand.
 # Parameters for `make run` are handed to the notebook's parameters cell, e.g.
 #   make run EPOCHS=5 SEED=1        make run QUICK=True        make run DEVICE=cpu
 # Progress bars are off in `make run` (MNIST_PROGRESS=0) so that the saved notebook stays clean.
@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NOTEBOOK := HandWrittenDigitsRecognition.ipynb
 OUT := $(or $(OUTPUT_DIR),outputs)
-# The static page's network, Part II (B)'s full recipe, which Part II (E) reads with, exported by
+# The static page's network, Part II (B)'s kept recipe, which Part II (D) reads with, exported by
 # scripts/export_weights.py (make run, make assets).
 WEIGHTS := assets/digit_cnn_weights.js
 
@@ -22,13 +22,17 @@ QOUT := $(call quote,$(OUT))
 PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR DEVICE QUICK,\
             $(if $($(p)),-p $(p) $(call quote,$($(p)))))
 
-.PHONY: run test test-slow lint export html lab bench ladder ablation-speed ablation-accuracy assets graphviz floors clean
+.PHONY: run test test-slow lint export html lab bench ladder assets graphviz floors clean
 
+# The run goes to a file of its own, moved into place only once every cell has run: a refused or interrupted run leaves
+# the last executed notebook as it was, and says in one line what went wrong (papermill's own log: $(OUT)/run.log).
+PARTIAL := $(OUT)/.$(NOTEBOOK).partial
 run: $(VENV)/.installed graphviz
 	mkdir -p $(QOUT)
-	MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/$(NOTEBOOK)) $(PARAMS) \
-	    --no-progress-bar --log-output --request-save-on-cell-execute
-	@$(BIN)/python -c "import json, sys; cell = [c for c in json.load(open(sys.argv[1]))['cells'] if c['cell_type'] == 'code'][-1]; print(''.join(cell['outputs'][0]['text']), end='')" $(call quote,$(OUT)/$(NOTEBOOK))
+	@MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(PARTIAL)) $(PARAMS) --no-progress-bar \
+	    --stdout-file /dev/stdout --request-save-on-cell-execute 2>$(call quote,$(OUT)/run.log) \
+	  || { $(BIN)/python scripts/run_failed.py $(call quote,$(PARTIAL)) $(call quote,$(OUT)/run.log); exit 1; }
+	@mv $(call quote,$(PARTIAL)) $(call quote,$(OUT)/$(NOTEBOOK))
 	@if [ -n "$(filter True true 1,$(QUICK) $(MNIST_QUICK))" ]; then \
 	  echo "a quick run: $(WEIGHTS) is kept (the static page's network is a full run's)"; \
 	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn_tuned.pt) $(WEIGHTS); fi
@@ -38,12 +42,11 @@ run: $(VENV)/.installed graphviz
 test: lint graphviz
 	$(BIN)/python -m pytest -m "not slow"
 
-# The slow tier: browsers, the notebook run alone and from the command line, bench and ablation smoke runs, the GPU
-# tests (skipped without one). .ci/run runs both tiers.
+# The slow tier: browsers, the notebook run alone and from the command line, the bench smoke runs. .ci/run runs both tiers.
 test-slow: $(VENV)/.installed graphviz
 	$(BIN)/python -m pytest -m slow tests
 
-# Write handwritten_digits/recipe.py from the notebook's cells whose first line is `#| export` (a test fails while
+# Write handwritten_digits/notebook.py from the notebook's cells whose first line is `#| export` (a test fails while
 # the two differ).
 export: $(VENV)/.installed
 	$(BIN)/python -m handwritten_digits.export
@@ -65,21 +68,13 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/speed_vs_classic.py --output-dir $(QOUT) $(BENCH_ARGS)
 
 # Part II (B)'s ladder: Part I's plain recipe, then one ingredient added at a time, 15 epochs, seeds 0-2, compared on
-# validation images; only the full recipe is tested (about 45 minutes on a 2-core CPU; LADDER_ARGS=--quick).
+# validation images; only the kept rung is tested (about 45 minutes on a 2-core CPU; LADDER_ARGS=--quick).
 ladder: $(VENV)/.installed
 	$(BIN)/python bench/recipe_ladder.py --output $(call quote,$(OUT)/recipe_ladder.json) $(LADDER_ARGS)
 
-# What two of the recipe's speed choices buy: channels-last, and the data held as tensors.
-ablation-speed: $(VENV)/.installed
-	$(BIN)/python bench/speed_ablation.py
-
-# What each ingredient of the recipe buys in validation accuracy (56 minutes on the 2-core Xeon; ABLATION_ARGS=--quick).
-ablation-accuracy: $(VENV)/.installed
-	$(BIN)/python bench/accuracy_ablation.py --output-dir $(QOUT) $(ABLATION_ARGS)
-
 # Re-make what is committed in assets/: the architecture graph (needs Graphviz's dot), the example
 # images of the notebook's "own handwriting" section, and the static page's network, exported from
-# the full recipe's checkpoint that `make run` saved (without one, only the notebook's constants in it are renewed).
+# the kept recipe's checkpoint that `make run` saved (without one, only the notebook's constants in it are renewed).
 assets: $(VENV)/.installed graphviz
 	$(BIN)/python scripts/render_architecture.py
 	$(BIN)/python scripts/make_examples.py
