@@ -22,6 +22,20 @@ def mnist_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_data(mnist_root) -> tuple:
+    """(training, validation) pairs of 2,000 and 500 real MNIST images, normalised as the notebook does, on the CPU."""
+    import torch
+    from torchvision import datasets
+
+    from handwritten_digits import notebook
+
+    mnist = datasets.MNIST(str(mnist_root), train=True)
+    images = notebook.to_model_input(mnist.data[:2_500], 0.1307, 0.3081, torch.device("cpu"))
+    labels = mnist.targets[:2_500]
+    return (images[:2_000], labels[:2_000]), (images[2_000:], labels[2_000:])
+
+
+@pytest.fixture(scope="session")
 def committed_network():
     """(DigitCNN, mean, std): the committed run's network, as the static page runs it (assets/digit_cnn_weights.js:
     batch norm folded into the convolutions, which computes what the trained network computes), read in a second."""
@@ -36,11 +50,11 @@ def trained_digit_reader(committed_network):
     """A function image -> (digit, ten probabilities) with a really trained network (the committed run's)."""
     import torch
 
-    from handwritten_digits import recipe
+    from handwritten_digits import notebook
 
     model, mean, std = committed_network
     cpu = torch.device("cpu")
-    return lambda image: recipe.predict_digit(model, image, mean, std, cpu)
+    return lambda image: notebook.predict_digit(model, image, mean, std, cpu)
 
 
 @pytest.fixture
