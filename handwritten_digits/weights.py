@@ -1,7 +1,5 @@
-"""The static page's weights file: DigitCNN with batch norm folded into its convolutions, and the notebook's constants
-that web/mnist_style.js ports (docs/static-page.md). scripts/export_weights.py is its command line."""
-
-from __future__ import annotations
+"""The static page's weights file: a trained DigitCNN, batch norm folded into its convolutions, and the notebook's
+constants that web/mnist_style.js ports (docs/static-page.md). scripts/export_weights.py is its command line."""
 
 import base64
 import inspect
@@ -9,145 +7,126 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from . import recipe
-from .checkpoints import load_checkpoint
+from . import notebook
+from .checkpoints import check_checkpoint, read_checkpoint
 from .files import atomic_write
 
-CONVOLUTIONS = ("conv1", "conv2", "conv3")  # DigitCNN's blocks: Conv2d (no bias), BatchNorm2d, ReLU, MaxPool2d
-LINEAR = ("fc1", "fc2")
-# The defaults of the notebook's functions and class that web/*.js port, read from their signatures.
-PORTED = ("downsized", "strokes_only", "thickened", "centred_in_field", "mnist_style", "DrawingPad")
+CONVOLUTIONS, LINEAR = ("conv1", "conv2", "conv3"), ("fc1", "fc2")  # DigitCNN's layers that hold weights
+PORTED = ("strokes_only", "thickened", "centred_in_field", "mnist_style", "DrawingPad")  # their defaults go to the page
 HEADER = ("// DigitCNN's trained weights, batch norm folded into each convolution, and the notebook's constants for\n"
           "// mnist_style: written by scripts/export_weights.py (make run, make assets); do not edit.\n"
           "var DIGIT_CNN = ")
 
 
-def fold_batch_norm(conv_weight: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
-                    running_var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """A bias-free convolution followed by batch norm in eval mode, as one convolution with a bias (in float64).
-
-    In eval mode batch norm is a fixed affine map per channel, gamma * (x - mean) / sqrt(var + eps) + beta, and x is
-    the convolution's output, linear in its weights: scaling the weights by gamma / sqrt(var + eps) and adding
-    beta - mean * gamma / sqrt(var + eps) gives the same output with one layer less."""
-    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(running_var, np.float64) + eps)
-    weight = np.asarray(conv_weight, np.float64) * scale[:, None, None, None]
-    bias = np.asarray(beta, np.float64) - np.asarray(running_mean, np.float64) * scale
-    return weight, bias
-
-
-def folded_layers(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, weight, bias) of every layer of a DigitCNN, batch norm folded into the convolutions."""
-    layers = []
+def network_for(state: dict) -> nn.Module:
+    """A DigitCNN of the state's own widths, so that a teacher's wider network exports; a block saved without batch
+    norm (nn.Identity, as Exercise 4 asks) or with a convolution's bias gets the same. A state that is no DigitCNN's
+    gets the default network, which check_checkpoint refuses naming the differences."""
+    if not all(f"{name}.weight" in state for name in (*(f"{conv}.0" for conv in CONVOLUTIONS), *LINEAR)):
+        return notebook.DigitCNN()
+    model = notebook.DigitCNN(widths=[len(state[f"{name}.0.weight"]) for name in CONVOLUTIONS],
+                              hidden=len(state["fc1.weight"]))
     for name in CONVOLUTIONS:
-        conv, norm = getattr(model, name)[0], getattr(model, name)[1]
-        weight, bias = fold_batch_norm(*(tensor.detach().double().numpy() for tensor in (
-            conv.weight, norm.weight, norm.bias, norm.running_mean, norm.running_var)), norm.eps)
-        layers.append((name, weight, bias))
-    for name in LINEAR:
+        block = getattr(model, name)
+        if f"{name}.0.bias" in state:
+            block[0] = nn.Conv2d(block[0].in_channels, block[0].out_channels, kernel_size=3, padding=1)
+        if f"{name}.1.running_mean" not in state:
+            block[1] = nn.Identity()
+    return model
+
+
+def folded_layers(model: nn.Module) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, weight, bias) of each layer, in float64; a convolution and the batch norm after it as one convolution
+    (in eval mode batch norm is a fixed affine map per channel: docs/static-page.md)."""
+    model, layers = model.double().eval(), []
+    for name in (*CONVOLUTIONS, *LINEAR):
         layer = getattr(model, name)
-        layers.append((name, layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()))
+        if name in CONVOLUTIONS:
+            layer = fuse_conv_bn_eval(layer[0], layer[1]) if isinstance(layer[1], nn.BatchNorm2d) else layer[0]
+        bias = layer.bias if layer.bias is not None else torch.zeros(len(layer.weight), dtype=torch.float64)
+        layers.append((name, layer.weight.detach().numpy(), bias.detach().numpy()))
     return layers
 
 
 def notebook_constants() -> dict:
-    """The constants of the notebook that the page's preprocessing and text use, from its recipe cells."""
-    defaults = {name: {parameter.name: parameter.default
-                       for parameter in inspect.signature(getattr(recipe, name)).parameters.values()
-                       if parameter.default is not inspect.Parameter.empty}
-                for name in PORTED}
-    return {"PAPER_CONTRAST": recipe.PAPER_CONTRAST, "MIN_DIGIT": recipe.MIN_DIGIT, "DOT": recipe.DOT,
-            "PHOTO_SIZE": recipe.PHOTO_SIZE, "MNIST_STROKE": recipe.MNIST_STROKE, "LUMA": list(recipe.LUMA),
-            "LABEL_SMOOTHING": recipe.LABEL_SMOOTHING, "defaults": defaults}
+    """The notebook's constants and default arguments that the page's treatment of a drawing and its text use."""
+    defaults = {name: {key: parameter.default for key, parameter in
+                       inspect.signature(getattr(notebook, name)).parameters.items()
+                       if parameter.default is not inspect.Parameter.empty} for name in PORTED}
+    return {"MIN_DIGIT": notebook.MIN_DIGIT, "DOT": notebook.DOT, "MNIST_STROKE": notebook.MNIST_STROKE,
+            "LUMA": list(notebook.LUMA), "LABEL_SMOOTHING": notebook.LABEL_SMOOTHING, "defaults": defaults}
 
 
 def weights_script(layers: list, mean: float, std: float, constants: dict, source: str) -> str:
-    """The weights file's text: one JavaScript statement, `var DIGIT_CNN = {...};`, whose object is JSON, one key a
-    line. The numbers are float32, little-endian, base64-encoded, layer after layer (weight, then bias), in the order
-    of `layers`."""
-    blob = b"".join(np.ascontiguousarray(array, dtype="<f4").tobytes() for _, weight, bias in layers
-                    for array in (weight, bias))
-    exported = {
-        "format": "DigitCNN, batch norm folded, float32 little-endian base64", "checkpoint": source,
-        "layers": [{"name": name, "weight": list(weight.shape), "bias": list(bias.shape)}
-                   for name, weight, bias in layers],
-        "mean": float(mean), "std": float(std), "constants": constants,
-        "weights": base64.b64encode(blob).decode("ascii"),
-    }
+    """`var DIGIT_CNN = {...};`, its object JSON, one key a line; the numbers float32, little-endian, base64, layer
+    after layer (weight, then bias)."""
+    blob = b"".join(np.asarray(array, dtype="<f4").tobytes() for _, *pair in layers for array in pair)
+    exported = {"format": "DigitCNN, batch norm folded, float32 little-endian base64", "checkpoint": source,
+                "layers": [{"name": name, "weight": list(weight.shape), "bias": list(bias.shape)}
+                           for name, weight, bias in layers],
+                "mean": float(mean), "std": float(std), "constants": constants,
+                "weights": base64.b64encode(blob).decode("ascii")}
     lines = [f" {json.dumps(key)}: {json.dumps(value, allow_nan=False)}" for key, value in exported.items()]
     return HEADER + "{\n" + ",\n".join(lines) + "\n};\n"
 
 
 def read_weights_script(path: Path) -> dict:
-    """The object of a weights file written by weights_script, with "arrays": {name: (weight, bias)} as float32."""
-    text = Path(path).read_text(encoding="utf-8")
-    if not text.startswith("//") or "var DIGIT_CNN = " not in text or not text.rstrip().endswith(";"):
-        raise ValueError(f"{path} is not a weights file written by scripts/export_weights.py")
-    exported = json.loads(text.split("var DIGIT_CNN = ", 1)[1].rstrip().removesuffix(";"))
-    missing = [key for key in ("layers", "mean", "std", "constants", "weights") if key not in exported]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}: the file is damaged")
-    if [layer["name"] for layer in exported["layers"]] != [*CONVOLUTIONS, *LINEAR]:
-        raise ValueError(f"{path} holds other layers than DigitCNN's {', '.join((*CONVOLUTIONS, *LINEAR))}")
-    numbers, offset, arrays = np.frombuffer(base64.b64decode(exported["weights"]), dtype="<f4"), 0, {}
-    for layer in exported["layers"]:
-        pair = []
-        for shape in (layer["weight"], layer["bias"]):
-            size = int(np.prod(shape))
-            pair.append(numbers[offset:offset + size].reshape(shape))
-            offset += size
-        arrays[layer["name"]] = tuple(pair)
-    if offset != len(numbers):
-        raise ValueError(f"{path} holds {len(numbers)} numbers, its layers {offset}: the file is damaged")
-    return {**exported, "arrays": arrays}
+    """The object of a weights file, with "arrays": {name: (weight, bias)} as float32; a ValueError naming the file
+    when it is missing or damaged."""
+    try:
+        exported = json.loads(Path(path).read_text(encoding="utf-8").split(HEADER, 1)[1].rstrip().removesuffix(";"))
+        numbers, offset, exported["arrays"] = np.frombuffer(base64.b64decode(exported["weights"]), "<f4"), 0, {}
+        for layer in exported["layers"]:
+            pair = []
+            for shape in (layer["weight"], layer["bias"]):
+                pair.append(numbers[offset:offset + int(np.prod(shape))].reshape(shape))
+                offset += int(np.prod(shape))
+            exported["arrays"][layer["name"]] = tuple(pair)
+        if list(exported["arrays"]) != [*CONVOLUTIONS, *LINEAR] or offset != len(numbers) or not all(
+                key in exported for key in ("mean", "std", "constants")):
+            raise ValueError("not DigitCNN's layers and numbers")
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        raise ValueError(f"{path} is missing or damaged ({str(error).splitlines()[0] if str(error) else 'empty'}): "
+                         "check out the committed file, or write it again (make assets)") from error
+    return exported
 
 
-def network_from_weights(exported: dict):
-    """A DigitCNN in eval mode that computes what the exported file describes: the folded weights in its convolutions,
-    each batch norm an identity plus the folded bias (mean 0, variance 1, eps 0), so PyTorch can check the page."""
-    import torch
-
-    model = recipe.DigitCNN()
-    with torch.no_grad():
-        for name in CONVOLUTIONS:
-            weight, bias = exported["arrays"][name]
-            conv, norm = getattr(model, name)[0], getattr(model, name)[1]
-            conv.weight.copy_(torch.from_numpy(weight.copy()))
-            norm.weight.fill_(1.0)
-            norm.bias.copy_(torch.from_numpy(bias.copy()))
-            norm.running_mean.zero_()
-            norm.running_var.fill_(1.0)
-            norm.eps = 0.0
-        for name in LINEAR:
-            weight, bias = exported["arrays"][name]
-            getattr(model, name).weight.copy_(torch.from_numpy(weight.copy()))
-            getattr(model, name).bias.copy_(torch.from_numpy(bias.copy()))
+def network_from_weights(exported: dict) -> nn.Module:
+    """The network a weights file describes, in PyTorch (each block a convolution with the folded bias, no batch
+    norm), in eval mode, so that tests can hold the page to PyTorch."""
+    state = {f"{name}{'.0' if name in CONVOLUTIONS else ''}.{kind}": torch.from_numpy(array.copy())
+             for name, pair in exported["arrays"].items() for kind, array in zip(("weight", "bias"), pair, strict=True)}
+    model = network_for(state)
+    model.load_state_dict(state)
     return model.eval()
 
 
 def export_weights(checkpoint: Path, target: Path) -> dict:
-    """Load a checkpoint written by the notebook's save_checkpoint (checked as load_checkpoint checks it), fold its
-    batch norms and write the weights file; returns the exported object."""
-    import torch
-
-    model = recipe.DigitCNN()
-    saved = load_checkpoint(checkpoint, model, torch.device("cpu"))
-    text = weights_script(folded_layers(model), saved["mean"], saved["std"], notebook_constants(),
-                          Path(checkpoint).name)
-    with atomic_write(target) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+    """Write the weights file from a checkpoint of the notebook's save_checkpoint, checked as load_checkpoint checks
+    one, of the checkpoint's own widths; returns the exported object."""
+    saved = read_checkpoint(checkpoint, torch.device("cpu"))
+    model = network_for(saved["model_state"])
+    check_checkpoint(saved, model, checkpoint)
+    model.load_state_dict(saved["model_state"])
+    write(target, weights_script(folded_layers(model), saved["mean"], saved["std"], notebook_constants(),
+                                 Path(checkpoint).name))
     return read_weights_script(target)
 
 
 def refresh_constants(target: Path) -> bool:
-    """Rewrite the notebook's constants in an existing weights file, keeping its weights (no checkpoint needed);
-    returns whether anything changed."""
-    old_text = Path(target).read_text(encoding="utf-8")
+    """Rewrite the notebook's constants in a weights file, keeping its weights; returns whether anything changed."""
     exported = read_weights_script(target)
-    layers = [(layer["name"], *exported["arrays"][layer["name"]]) for layer in exported["layers"]]
+    layers = [(name, *pair) for name, pair in exported["arrays"].items()]
     text = weights_script(layers, exported["mean"], exported["std"], notebook_constants(), exported["checkpoint"])
-    if text == old_text:
-        return False
+    return text != Path(target).read_text(encoding="utf-8") and write(target, text)
+
+
+def write(target: Path, text: str) -> bool:
+    """Write the text through a temporary file renamed into place (never half a file)."""
     with atomic_write(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return True

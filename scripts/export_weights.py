@@ -1,43 +1,35 @@
-"""Export DigitCNN for the static page: batch norm folded into its convolutions, with the notebook's constants.
+"""Export the trained DigitCNN for the static page (`make html`): batch norm folded, with the notebook's constants.
 
-The page (`make html`) reads digits in the reader's browser with no Python running: web/digit_cnn.js runs the network
-from the file written here, and web/mnist_style.js applies the notebook's mnist_style with the constants written here.
-Run by `make run` after training and by `make assets`; docs/static-page.md explains the folding.
-
-    python scripts/export_weights.py outputs/digit_cnn_tuned.pt assets/digit_cnn_weights.js
+    python scripts/export_weights.py outputs/digit_cnn_tuned.pt assets/digit_cnn_weights.js   (make run, make assets)
     python scripts/export_weights.py --constants-only assets/digit_cnn_weights.js   (no checkpoint: constants only)
 """
-
-from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-from handwritten_digits.weights import export_weights, refresh_constants
 
 WEIGHTS_FILE = Path(__file__).resolve().parents[1] / "assets" / "digit_cnn_weights.js"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", nargs="?", type=Path,
-                        help="a checkpoint saved by the notebook (digit_cnn_tuned.pt, the page's network)")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint saved by the notebook (or, with --constants-only, "
+                        "the weights file to renew)")
     parser.add_argument("target", nargs="?", type=Path, default=WEIGHTS_FILE)
-    parser.add_argument("--constants-only", action="store_true",
-                        help="keep the weights of TARGET (given as the only path) and rewrite the notebook's constants")
+    parser.add_argument("--constants-only", action="store_true", help="keep the weights file's weights, renew the "
+                        "notebook's constants in it")
+    parser.error = lambda message: sys.exit(f"error: {message}")  # one line, status 1, as every failure here
     args = parser.parse_args(argv)
-    try:
+    try:  # every failure, an unexpected one too, as one line: the checkpoint or the notebook is the user's own
+        from handwritten_digits.weights import export_weights, refresh_constants
+
         if args.constants_only:
-            target = args.checkpoint or args.target
-            changed = refresh_constants(target)
-            print(f"{target}: the notebook's constants {'rewritten' if changed else 'were already current'}")
+            changed = refresh_constants(args.checkpoint)
+            print(f"{args.checkpoint}: the notebook's constants {'renewed' if changed else 'were already current'}")
             return
-        if args.checkpoint is None:
-            parser.error("give the checkpoint to export (e.g. outputs/digit_cnn_tuned.pt), or --constants-only")
         exported = export_weights(args.checkpoint, args.target)
-    except (OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    except Exception as error:
+        sys.exit(f"error: {' '.join(line.strip() for line in str(error).splitlines()) or type(error).__name__}")
     count = sum(weight.size + bias.size for weight, bias in exported["arrays"].values())
     print(f"wrote {args.target} ({count:,} numbers, {args.target.stat().st_size / 1e3:.0f} kB) from {args.checkpoint}")
 

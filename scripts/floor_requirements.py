@@ -1,9 +1,8 @@
-"""Print requirements.txt with every package pinned to the lowest version its range allows (`make floors`).
+"""Print requirements.txt with every package pinned to the lowest version its range allows (`make floors`); torch and
+torchvision keep their ranges (an old PyTorch brings old CUDA libraries of several GB, not what the floors are about).
 
-torch and torchvision keep their ranges: the floor check runs with the build that `make` installs, since an old
-PyTorch brings old CUDA libraries of several GB and is not what the floors of the other packages are about.
-A lower bound is `>=`, `~=` (compatible release: `~= 1.24` allows 1.24 and later 1.x), `==` or `===`; the
-requirements are read with the `packaging` library (installed with pytest in the project's environment).
+Kept by hand: uv's `--resolution lowest-direct` would pin torch too and fetch it from PyPI (a CUDA build of several GB)
+instead of the wheels this machine has, and pip has no lowest-versions mode.
 
     python scripts/floor_requirements.py [requirements.txt]
 """
@@ -12,57 +11,36 @@ import sys
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
-
-KEEP_RANGE = {"torch", "torchvision"}
-LOWER_BOUNDS = (">=", "~=", "==")  # and "===", an exact string that is kept as it is
+from packaging.version import Version
 
 
-def floor_pin(requirement: Requirement) -> str:
-    """`name==lowest` (with its extras and marker); an error when the requirement has no lower bound, since then
-    there is no floor to check, or when its own specifiers exclude the bound."""
-    name = requirement.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "")
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    exact = [spec.version for spec in requirement.specifier if spec.operator == "==="]
-    if exact:
-        return f"{name}==={exact[0]}{marker}"
-    try:
-        bounds = [Version(spec.version.removesuffix(".*")) for spec in requirement.specifier
-                  if spec.operator in LOWER_BOUNDS]
-    except InvalidVersion as error:
-        raise ValueError(f"{requirement}: {error}") from error
-    if not bounds:
-        raise ValueError(f"{requirement} has no lower bound (>=, ~= or ==): give it one, so that the floor can be "
-                         "checked")
-    lowest = max(bounds)  # with several bounds, the highest is the lowest version that all of them allow
+def floor_pin(line: str) -> str:
+    """`name==lowest` (extras and marker kept), or the line as it is for torch and torchvision; a ValueError when the
+    requirement has no lower bound that it allows itself."""
+    requirement = Requirement(line)
+    if requirement.name.lower() in ("torch", "torchvision") or "===" in str(requirement.specifier):
+        return line.replace(" ", "")  # a range kept, or an exact string (===) as it is
+    bounds = [Version(spec.version.removesuffix(".*")) for spec in requirement.specifier
+              if spec.operator in (">=", "~=", "==")]
+    lowest = max(bounds, default=None)  # with several bounds, the highest is the lowest that all allow
+    if lowest is None:
+        raise ValueError(f"{line} has no lower bound (>=, ~= or ==): give it one, so that its floor is checked")
     if not requirement.specifier.contains(lowest, prereleases=True):
-        raise ValueError(f"{requirement} excludes its own lower bound {lowest}: give it a bound that it allows")
-    return f"{name}=={lowest}{marker}"
+        raise ValueError(f"{line} excludes its own lower bound {lowest}: give it a bound that it allows")
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return f"{requirement.name}{extras}=={lowest}" + (f"; {requirement.marker}" if requirement.marker else "")
 
 
 def floor_pins(text: str) -> list[str]:
-    """A floor pin for each requirement (the range as it is written for torch and torchvision)."""
-    pins = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement as error:
-            raise ValueError(f"line {number}, {line!r}, is not a requirement: {str(error).splitlines()[0]}") from error
-        if requirement.name.lower() in KEEP_RANGE:
-            pins.append(line.replace(" ", ""))
-        else:
-            pins.append(floor_pin(requirement))
-    return pins
+    """A floor pin for each requirement of a requirements file's text."""
+    return [floor_pin(line) for line in (line.split("#", 1)[0].strip() for line in text.splitlines()) if line]
 
 
 def main(argv: list[str]) -> None:
     path = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[1] / "requirements.txt"
     try:
         print("\n".join(floor_pins(path.read_text())))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, InvalidRequirement) as error:
         sys.exit(f"error: {error}")
 
 

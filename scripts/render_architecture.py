@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from handwritten_digits import recipe
+from handwritten_digits import notebook
 from handwritten_digits.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(target: Path = ROOT / "assets" / "architecture.svg") -> None:
     torch.manual_seed(0)
-    graph = recipe.architecture_graph(recipe.DigitCNN(), torch.zeros(1, 1, 28, 28))
+    graph = notebook.architecture_graph(notebook.DigitCNN(), torch.zeros(1, 1, 28, 28))
     with atomic_write(target) as temporary:
         temporary.write_bytes(graph.pipe(format="svg"))
     print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e3:.0f} kB)")

@@ -1,10 +1,7 @@
-"""A real browser draws a digit on the notebook's canvas, in JupyterLab and in Notebook 7 on localhost.
+"""A real browser draws a digit on the notebook's canvas, in JupyterLab and in Notebook 7 on localhost; `browser` is
+the headless Chromium (Debian's, which .ci/run installs) of every browser test. Skipped where the browser or Playwright
+is missing, except in CI (CI set), where that is a failure."""
 
-Headless Chromium (Debian's `chromium`, which `.ci/run` installs) driven by Playwright. Skipped where the
-browser or Playwright is missing, except in CI (CI set), where that is a failure.
-"""
-
-import base64
 import json
 import os
 import secrets
@@ -39,6 +36,20 @@ def require(condition: bool, reason: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI must run the browser test (.ci/run installs what it needs)")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, driven by Playwright."""
+    require(CHROMIUM is not None, "Debian's chromium is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright package is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
 
 
 def free_port() -> int:
@@ -111,99 +122,34 @@ def draw_a_one(page, canvas) -> None:
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
-def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, frontend):
-    require(CHROMIUM is not None, "Debian's chromium is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed")
+def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, browser, frontend):
     address, token = jupyter_server
     screenshot = ROOT / "outputs" / f"canvas_test_{frontend}.png"
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.goto(f"{address}/{FRONTENDS[frontend]}/{NOTEBOOK}?token={token}")
-            page.wait_for_function(
-                "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-                " const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-                " return kernel && kernel.connectionStatus === 'connected'; }", timeout=120_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-
-            screenshot.parent.mkdir(exist_ok=True)
-            try:
-                canvas = page.locator(".jp-OutputArea-output canvas").first
-                canvas.wait_for(state="visible", timeout=180_000)  # every cell above it runs first (quick mode)
-                # the browser told the kernel that it drew the canvas: the "not loaded" text has gone
-                page.get_by_text("draw a digit", exact=True).wait_for(state="visible", timeout=30_000)
-                page.wait_for_timeout(500)
-                draw_a_one(page, canvas)
-                prediction = page.locator(".digit-prediction")
-                prediction.wait_for(state="visible", timeout=60_000)
-                text = prediction.inner_text()
-                page.screenshot(path=str(screenshot))
-
-                page.get_by_role("button", name="Clear").click()
-                prediction.wait_for(state="detached", timeout=30_000)
-            except Exception:
-                page.screenshot(path=str(screenshot.with_name(f"{screenshot.stem}_failed.png")), full_page=True)
-                raise
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(f"{address}/{FRONTENDS[frontend]}/{NOTEBOOK}?token={token}")
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " return kernel && kernel.connectionStatus === 'connected'; }", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    screenshot.parent.mkdir(exist_ok=True)
+    try:
+        canvas = page.locator(".jp-OutputArea-output canvas").first
+        canvas.wait_for(state="visible", timeout=180_000)  # every cell above it runs first (quick mode)
+        # the browser told the kernel that it drew the canvas: the "not loaded" text has gone
+        page.get_by_text("draw a digit", exact=True).wait_for(state="visible", timeout=30_000)
+        page.wait_for_timeout(500)
+        draw_a_one(page, canvas)
+        prediction = page.locator(".digit-prediction")
+        prediction.wait_for(state="visible", timeout=60_000)
+        text = prediction.inner_text()
+        page.screenshot(path=str(screenshot))
+        page.get_by_role("button", name="Clear").click()
+        prediction.wait_for(state="detached", timeout=30_000)
+    except Exception:
+        page.screenshot(path=str(screenshot.with_name(f"{screenshot.stem}_failed.png")), full_page=True)
+        raise
+    finally:
+        page.close()
     assert text.startswith("prediction: 1"), text  # a vertical stroke reads as a 1
     assert text.count("%") == 11, text  # the predicted digit's probability and ten bars
-
-
-def test_static_page_shows_every_figure_and_no_error(tmp_path):
-    """`make html`'s page of the committed notebook, opened from disk with the network cut off."""
-    require(CHROMIUM is not None, "Debian's chromium is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed")
-    page_path = tmp_path / "page.html"
-    done = subprocess.run([sys.executable, "scripts/notebook_html.py", "--output", str(page_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    screenshot = ROOT / "outputs" / "static_page.png"
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            fetched = []  # anything the page asks for beyond its own file: nothing is expected
-
-            def only_local_files(route) -> None:
-                if route.request.url.startswith("file:"):
-                    route.continue_()
-                else:
-                    fetched.append(route.request.url)
-                    route.abort()
-
-            page.route("**/*", only_local_files)
-            page.goto(page_path.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "all => all.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-            graph = page.locator("img[src^='data:image/svg+xml;base64,']").first  # the one SVG output
-            graph.scroll_into_view_if_needed()
-            graph_visible, graph_box = graph.is_visible(), graph.bounding_box()
-            graph_svg = base64.b64decode(graph.get_attribute("src").split(",", 1)[1]).decode()
-            stderr = page.locator("[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
-            text = page.inner_text("body")
-            screenshot.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
-    saved_figures = sum(1 for cell in json.loads((ROOT / NOTEBOOK).read_text())["cells"]
-                        for output in cell.get("outputs", []) for kind in output.get("data", {})
-                        if kind in ("image/png", "image/svg+xml"))
-    assert len(images) == saved_figures >= 12  # every figure of the notebook
-    assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
-    assert "ConvolutionBackward0" in graph_svg  # torchviz's graph of DigitCNN
-    assert graph_visible
-    assert graph_box["height"] > 300  # the architecture graph is drawn at full size
-    assert not [output for output in stderr if "Error" in output or "Traceback" in output]
-    assert "Traceback" not in text
-    assert "test accuracy: " in text
-    assert fetched == []

@@ -1,46 +1,97 @@
-"""scripts/export_weights.py's errors: short (a list of weights shortened to a count and a few names), naming the file,
-and never pointing at unsafe loading (PyTorch's hint to retry with weights_only=False)."""
+"""scripts/export_weights.py: the page's network computes what the checkpoint's network computes, whatever widths and
+batch norm the teacher gave it; every failure is one line `error: ...`; the committed file follows the notebook."""
 
-import subprocess
-import sys
+import re
 
+import pytest
 import torch
+from torch import nn
 
-from handwritten_digits import recipe
+from handwritten_digits import notebook
 from handwritten_digits.checkpoints import save_checkpoint
-from handwritten_digits.export import NOTEBOOK
-
-ROOT = NOTEBOOK.parent
-
-
-def export(*arguments) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/export_weights.py", *map(str, arguments)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+from handwritten_digits.weights import network_from_weights, notebook_constants, read_weights_script
+from scripts.export_weights import WEIGHTS_FILE, main
 
 
-def test_a_checkpoint_of_another_architecture_gets_a_short_error_and_no_file(tmp_path):
-    checkpoint, target = tmp_path / "mlp.pt", tmp_path / "weights.js"
-    save_checkpoint(recipe.FullyConnectedNet(), checkpoint, 0.13, 0.31)
-    done = export(checkpoint, target)
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert lines[0] == (f"error: {checkpoint} holds a different architecture (FullyConnectedNet) than DigitCNN, 32 "
-                        "weights differ:")
-    assert lines[-1] == "  ... and 29 more"
-    assert len(lines) == 5
+def trained_like(widths=(16, 32, 64), batch_norm=True, bias=False) -> nn.Module:
+    """A DigitCNN with batch-norm statistics as training leaves them, or blocks as Exercise 4 makes them."""
+    torch.manual_seed(0)
+    model = notebook.DigitCNN(widths=widths)
+    for block in (model.conv1, model.conv2, model.conv3):
+        if bias:
+            block[0] = nn.Conv2d(block[0].in_channels, block[0].out_channels, kernel_size=3, padding=1)
+        if not batch_norm:
+            block[1] = nn.Identity()
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 1, 28, 28))
+    return model.eval()
+
+
+@pytest.mark.parametrize(("widths", "batch_norm", "bias"), [
+    ((16, 32, 64), True, False), ((8, 40, 96), True, False), ((16, 32, 64), False, True), ((16, 32, 64), True, True)])
+def test_the_exported_network_computes_what_the_checkpoints_network_computes(tmp_path, capsys, widths, batch_norm,
+                                                                             bias):
+    model = trained_like(widths, batch_norm, bias)
+    save_checkpoint(model, checkpoint := tmp_path / "digit_cnn.pt", 0.1307, 0.3081)
+    main([str(checkpoint), str(first := tmp_path / "first.js")])
+    main([str(checkpoint), str(second := tmp_path / "second.js")])
+    assert capsys.readouterr().out.startswith(f"wrote {first} (")
+    assert first.read_bytes() == second.read_bytes()
+    exported = read_weights_script(first)
+    images = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        assert (network_from_weights(exported)(images) - model(images)).abs().max() < 1e-5
+    assert (exported["mean"], exported["std"], exported["constants"]) == (0.1307, 0.3081, notebook_constants())
+
+
+def five_by_five(path):
+    model = notebook.DigitCNN()
+    model.conv1[0] = nn.Conv2d(1, 16, kernel_size=5, padding=2, bias=False)  # an edit the package has not seen
+    save_checkpoint(model, path, 0.13, 0.31)
+
+
+FAILURES = {  # how the checkpoint is made: what the one line says
+    "missing": (lambda path: None, "no such file"),
+    "a folder": (lambda path: path.mkdir(), "is not a regular file"),
+    "another network": (lambda path: save_checkpoint(notebook.FullyConnectedNet(), path, 0.13, 0.31),
+                        "holds a FullyConnectedNet, not a DigitCNN"),
+    "an edited network": (five_by_five, "conv1.0.weight: [16, 1, 5, 5] in the file, [16, 1, 3, 3] in the network"
+                                        " ... run `make export`"),
+    "a whole pickled model": (lambda path: torch.save(notebook.DigitCNN(), path), "never unpickled here"),
+}
+
+
+@pytest.mark.parametrize("made", FAILURES)
+def test_every_failure_is_one_line_and_writes_nothing(tmp_path, made):
+    make, expected = FAILURES[made]
+    make(checkpoint := tmp_path / "digit_cnn.pt")
+    with pytest.raises(SystemExit) as failed:
+        main([str(checkpoint), str(target := tmp_path / "weights.js")])
+    assert failed.value.code.startswith(f"error: {checkpoint}")
+    assert all(part in failed.value.code for part in expected.split(" ... "))
+    assert "\n" not in failed.value.code
+    assert "weights_only=False" not in failed.value.code
     assert not target.exists()
 
 
-def test_a_whole_pickled_model_is_refused_without_suggesting_weights_only_false(tmp_path):
-    checkpoint, target = tmp_path / "whole.pt", tmp_path / "weights.js"
-    torch.save(recipe.DigitCNN(), checkpoint)  # the whole module, pickled: loading it would run its classes' code
-    done = export(checkpoint, target)
-    assert done.returncode == 1
-    message = done.stderr.strip()
-    assert message.startswith(f"error: {checkpoint} cannot be loaded as a checkpoint: it holds more than tensors and "
-                              "plain data")
-    assert "never unpickled here" in message
-    assert "weights_only=False" not in message
-    assert "can still be loaded" not in message
-    assert len(message.splitlines()) == 1
-    assert not target.exists()
+def test_constants_only_brings_an_old_weights_file_up_to_the_notebook(tmp_path):
+    old = tmp_path / "old_weights.js"
+    old.write_text(re.sub(r'"DOT": [0-9.]+', '"DOT": 9.9', WEIGHTS_FILE.read_text(encoding="utf-8")), encoding="utf-8")
+    main(["--constants-only", str(old)])
+    assert read_weights_script(old)["constants"] == notebook_constants()
+    assert read_weights_script(old)["weights"] == read_weights_script(WEIGHTS_FILE)["weights"]
+
+
+def test_committed_weights_follow_the_notebook_and_read_mnist(committed_network, mnist_root):
+    from torchvision import datasets
+
+    assert read_weights_script(WEIGHTS_FILE)["constants"] == notebook_constants(), (
+        f"{WEIGHTS_FILE} holds other constants than the notebook's: run `make assets` to renew them")
+    network, mean, std = committed_network
+    assert (mean, std) == pytest.approx((0.1307, 0.3081), abs=2e-3)  # the training images' statistics
+    test_set = datasets.MNIST(str(mnist_root), train=False)
+    images = notebook.to_model_input(test_set.data[:2000], mean, std, torch.device("cpu"))
+    accuracy = (notebook.predict_probabilities(network, images).argmax(dim=1) == test_set.targets[:2000]).float()
+    assert accuracy.mean() > 0.985  # a trained network, its layers read in the right order

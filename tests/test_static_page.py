@@ -1,72 +1,33 @@
-"""The static page's live canvas (make html): the trained network and mnist_style in plain JavaScript, in Chromium.
-
-The page that scripts/notebook_html.py writes, opened from file:// and served over http on 127.0.0.1, in one headless
-Chromium (Debian's, driven by Playwright as tests/test_browser.py drives it), loaded once per origin. PyTorch checks
-the page with a DigitCNN built from the committed weights file (scripts/export_weights.py), so nothing is trained
-here. Skipped where the browser or Playwright is missing, except in CI (CI set), where that is a failure.
-"""
+"""The static page's live canvas (make html) in headless Chromium, opened from file:// and over http on 127.0.0.1:
+the JavaScript network and mnist_style are held to PyTorch's and the notebook's, within 1e-5, on MNIST test images and
+on drawings. PyTorch runs the committed weights file (conftest's committed_network), so nothing is trained here."""
 
 import base64
 import functools
 import http.server
 import itertools
-import re
 import threading
 
 import numpy as np
 import pytest
+import test_browser
 import torch
-from PIL import Image, ImageDraw, ImageFilter
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, require
+from PIL import Image, ImageDraw
 
-from handwritten_digits import recipe
-from handwritten_digits.checkpoints import save_checkpoint
-from handwritten_digits.data import notebook_split
-from handwritten_digits.export import NOTEBOOK
-from handwritten_digits.weights import (
-    export_weights,
-    fold_batch_norm,
-    network_from_weights,
-    notebook_constants,
-    read_weights_script,
-)
-from scripts.export_weights import WEIGHTS_FILE, main
-from scripts.notebook_html import write_html
+from handwritten_digits import notebook
+from scripts.notebook_html import main as write_page
 
+pytestmark = pytest.mark.slow  # a browser: make test-slow
+browser = test_browser.browser  # the one browser fixture of the browser tests
 CPU = torch.device("cpu")
 TOLERANCE = 1e-5  # the largest difference allowed between the page's numbers and PyTorch's
 
 
 @pytest.fixture(scope="module")
-def exported():
-    return read_weights_script(WEIGHTS_FILE)
-
-
-@pytest.fixture(scope="module")
-def network(exported):
-    """The committed weights as a PyTorch DigitCNN: what the page runs, computed by PyTorch."""
-    return network_from_weights(exported)
-
-
-@pytest.fixture(scope="module")
 def page_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("static_page")
-    write_html(NOTEBOOK, folder / "page.html")
+    write_page(["--output", str(folder / "page.html")])
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(CHROMIUM is not None, "Debian's chromium is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed")
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 def open_page(browser, url: str, local: str):
@@ -115,36 +76,27 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def drawn_like_images(count: int, seed: int = 0) -> list[np.ndarray]:
-    """Digit-like pen strokes as uint8 grey images, as photos and scans of handwriting give them: off-centre and of
-    many sizes, dark on light paper or light on dark, fine to thick pens, many antialiased (drawn 4 times larger and
-    shrunk), some blurred, some on noisy paper."""
-    rng = np.random.default_rng(seed)
-    images = []
+def drawings(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Digit-like strokes as a canvas holds them (RGBA, opaque), as DrawingPads of other line widths would draw them:
+    white on black, antialiased, of many sizes and places; every third one with its border painted over, so that
+    the paper is white and the ink dark."""
+    rng, images = np.random.default_rng(seed), []
     for index in range(count):
-        height, width = [(280, 280), (200, 320), (360, 240), (150, 150)][index % 4]
-        supersample = 4 if index % 3 else 1
-        side = rng.uniform(0.15, 0.8) * min(height, width)
-        top, left = rng.uniform(0, height - side), rng.uniform(0, width - side)
-        points = [(left + rng.uniform(0, side * 0.7), top + rng.uniform(0, side)) for _ in range(rng.integers(3, 7))]
-        pen = int(rng.choice([1, 2, 3, 5, 9, 16, 22]))
-        paper, ink = ((int(rng.integers(180, 250)), int(rng.integers(0, 80))) if index % 2 == 0  # dark on light
-                      else (int(rng.integers(0, 40)), int(rng.integers(170, 256))))
-        image = Image.new("L", (width * supersample, height * supersample), paper)
-        ImageDraw.Draw(image).line([(x * supersample, y * supersample) for x, y in points], fill=ink,
-                                   width=pen * supersample, joint="curve")
-        image = image.resize((width, height), Image.BOX) if supersample > 1 else image
-        image = image.filter(ImageFilter.GaussianBlur(1)) if index % 5 == 4 else image
-        pixels = np.asarray(image).astype(np.float64)
-        pixels += rng.normal(0, 4, pixels.shape) if index % 4 == 3 else 0
-        images.append(np.clip(pixels, 0, 255).astype(np.uint8))
+        side, pen = rng.uniform(0.1, 0.9) * 280, int(rng.choice([1, 2, 3, 5, 9, 16, 22]))
+        top, left = rng.uniform(0, 280 - side, size=2)
+        points = [(4 * (left + rng.uniform(0, side * 0.7)), 4 * (top + rng.uniform(0, side)))
+                  for _ in range(rng.integers(2, 7))]
+        image = Image.new("L", (1120, 1120), 255 if index % 3 == 2 else 0)
+        ImageDraw.Draw(image).line(points, fill=0 if index % 3 == 2 else 255, width=4 * pen, joint="curve")
+        grey = np.asarray(image.resize((280, 280), Image.BOX))
+        images.append(np.dstack([grey, grey, grey, np.full_like(grey, 255)]))
     return images
 
 
 def page_mnist_style(tab, images: list[np.ndarray]) -> list:
     """The page's mnist_style of each image: a 28 x 28 array, or the message of the error it raised."""
-    shipped = [{"height": image.shape[0], "width": image.shape[1], "channels": 1 if image.ndim == 2 else image.shape[2],
-                "bytes": base64.b64encode(image.tobytes()).decode()} for image in images]
+    shipped = [{"height": image.shape[0], "width": image.shape[1], "bytes": base64.b64encode(image.tobytes()).decode()}
+               for image in images]
     results = tab.evaluate("""images => images.map(image => {
         const bytes = Uint8Array.from(atob(image.bytes), character => character.charCodeAt(0));
         try { return Array.from(MnistStyle.mnist_style({...image, bytes: bytes}).data); }
@@ -206,8 +158,8 @@ def assert_reads_as_predict_digit(tab, network, exported) -> dict:
     the same field and probabilities within TOLERANCE."""
     answer = page_answer(tab)
     pixels = canvas_pixels(tab)
-    digit, probabilities = recipe.predict_digit(network, pixels, exported["mean"], exported["std"], CPU)
-    field = recipe.mnist_style(pixels)
+    digit, probabilities = notebook.predict_digit(network, pixels, exported["mean"], exported["std"], CPU)
+    field = notebook.mnist_style(pixels)
     assert answer["digit"] == digit
     assert answer["text"].startswith(f"prediction: {digit} ")
     assert np.abs(np.array(answer["field"]).reshape(28, 28) - field).max() < TOLERANCE
@@ -224,68 +176,16 @@ ONE = [(0.52, 0.12), (0.46, 0.88)]
 SEVEN = [(0.25, 0.18), (0.75, 0.18), (0.62, 0.45), (0.45, 0.88)]
 
 
-def test_folding_batch_norm_keeps_what_the_convolution_computes():
-    rng = np.random.default_rng(0)
-    conv_weight, gamma, beta, mean = (rng.normal(size=shape) for shape in ((4, 2, 3, 3), 4, 4, 4))
-    variance, images = rng.uniform(0.5, 2, 4), rng.normal(size=(3, 2, 9, 9))
-    weight, bias = fold_batch_norm(conv_weight, gamma, beta, mean, variance, 1e-5)
-    convolved = torch.nn.functional.conv2d(torch.from_numpy(images), torch.from_numpy(conv_weight), padding=1)
-    normalised = torch.nn.functional.batch_norm(convolved, torch.from_numpy(mean), torch.from_numpy(variance),
-                                                torch.from_numpy(gamma), torch.from_numpy(beta), eps=1e-5)
-    folded = torch.nn.functional.conv2d(torch.from_numpy(images), torch.from_numpy(weight), torch.from_numpy(bias),
-                                        padding=1)
-    assert torch.allclose(folded, normalised, rtol=0, atol=1e-12)
+@pytest.fixture(scope="module")
+def network(committed_network):
+    return committed_network[0]
 
 
-def test_export_gives_the_checkpoints_answers_and_the_same_bytes_every_time(tmp_path, capsys):
-    torch.manual_seed(0)
-    model = recipe.DigitCNN()
-    for name in ("conv1", "conv2", "conv3"):  # batch norm statistics as training leaves them, not the identity
-        norm = getattr(model, name)[1]
-        with torch.no_grad():
-            norm.weight.uniform_(0.5, 1.5)
-            norm.bias.normal_(0, 0.2)
-            norm.running_mean.normal_(0, 0.3)
-            norm.running_var.uniform_(0.3, 3)
-    checkpoint = tmp_path / "digit_cnn.pt"
-    save_checkpoint(model, checkpoint, 0.1307, 0.3081)
-    main([str(checkpoint), str(tmp_path / "first.js")])
-    assert "(98,442 numbers" in capsys.readouterr().out
-    again = export_weights(checkpoint, tmp_path / "second.js")
-    assert (tmp_path / "first.js").read_bytes() == (tmp_path / "second.js").read_bytes()
-    images = torch.randn(16, 1, 28, 28)
-    model.eval()
-    with torch.no_grad():
-        assert (network_from_weights(again)(images) - model(images)).abs().max() < 1e-4
-    assert (again["mean"], again["std"], again["checkpoint"]) == (0.1307, 0.3081, "digit_cnn.pt")
-    assert again["constants"] == notebook_constants()
+@pytest.fixture(scope="module")
+def exported(committed_network):
+    return {"mean": committed_network[1], "std": committed_network[2]}
 
 
-def test_constants_only_brings_an_old_weights_file_up_to_the_notebook(tmp_path):
-    old = tmp_path / "old_weights.js"
-    old.write_text(re.sub(r'"PAPER_CONTRAST": [0-9.]+', '"PAPER_CONTRAST": 2.5',
-                          WEIGHTS_FILE.read_text(encoding="utf-8"), count=1), encoding="utf-8")
-    main(["--constants-only", str(old)])
-    refreshed = read_weights_script(old)
-    assert refreshed["constants"] == notebook_constants()
-    assert refreshed["weights"] == read_weights_script(WEIGHTS_FILE)["weights"]
-
-
-def test_committed_weights_read_mnist_with_the_runs_normalisation_and_the_notebooks_constants(exported, network,
-                                                                                             mnist_root):
-    from torchvision import datasets
-
-    _, _, mean, std = notebook_split(datasets.MNIST(str(mnist_root), train=True).data, recipe.SEED)
-    assert exported["constants"] == notebook_constants(), (
-        f"{WEIGHTS_FILE} holds other constants than the notebook's: run `make assets` to rewrite them")
-    assert (exported["mean"], exported["std"]) == pytest.approx((mean, std), abs=1e-7)
-    test_set = datasets.MNIST(str(mnist_root), train=False)
-    images = recipe.to_model_input(test_set.data[:2000], exported["mean"], exported["std"], CPU)
-    accuracy = (recipe.predict_probabilities(network, images).argmax(dim=1) == test_set.targets[:2000]).float().mean()
-    assert accuracy > 0.985  # a trained network, its layers read in the right order
-
-
-@pytest.mark.slow  # a browser
 def test_page_gives_predict_probabilities_on_mnist_test_images(file_page, network, exported, mnist_root):
     from torchvision import datasets
 
@@ -294,42 +194,38 @@ def test_page_gives_predict_probabilities_on_mnist_test_images(file_page, networ
     on_page = np.array(file_page.evaluate(
         "fields => fields.map(field => Array.from(DigitCNN.predict_probabilities(Float32Array.from(field))))",
         fields.reshape(len(fields), -1).tolist()))
-    expected = recipe.predict_probabilities(
-        network, recipe.to_model_input(test_set.data[::125], exported["mean"], exported["std"], CPU)).numpy()
+    expected = notebook.predict_probabilities(
+        network, notebook.to_model_input(test_set.data[::125], exported["mean"], exported["std"], CPU)).numpy()
     assert len(fields) >= 50
     assert np.abs(on_page - expected).max() < TOLERANCE
     assert (on_page.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-@pytest.mark.slow  # a browser
 def test_page_makes_the_field_mnist_style_makes_and_refuses_what_it_refuses(file_page):
-    images = drawn_like_images(24)
-    blank, speck = np.full((200, 200), 230, np.uint8), np.full((200, 200), 230, np.uint8)
-    speck[100:103, 90:94] = 20  # a digit 3 x 4 pixels small (5 x 6 with the edges strokes_only keeps)
-    faint = blank.copy()
-    faint[50:150, 95:105] = 200  # ink 0.12 from the paper: below white_on_black's 0.15
-    rgba = np.dstack([images[0]] * 3 + [np.full(images[0].shape, 255, np.uint8)])  # as a canvas holds it
+    def canvas(grey: np.ndarray) -> np.ndarray:
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+
     tie = np.zeros((100, 100), np.uint8)
     tie[30:61, 20:58] = 255  # crops to 33 x 40, 16.5 rows in the box, and its centre falls between two pixels
-    special = [rgba, tie, blank, speck, faint]
-    on_page = page_mnist_style(file_page, [*images, *special])
+    speck, dot = np.zeros((280, 280), np.uint8), np.zeros((280, 280), np.uint8)
+    speck[100:103, 90:94] = 255  # a tap of a fine pen: 3 x 4 pixels
+    dot[100:122, 90:112] = 255  # a tap of DrawingPad's pen
+    images = [*drawings(30), *map(canvas, (tie, speck, dot, np.zeros_like(dot), np.full_like(dot, 255)))]
     expected = []
-    for image in [*images, *special]:
+    for image in images:
         try:
-            expected.append(recipe.mnist_style(image))
+            expected.append(notebook.mnist_style(image))
         except ValueError as error:
             expected.append(str(error))
-    refused = [want for want in expected if isinstance(want, str)]
-    assert [type(have) for have in on_page] == [type(want) for want in expected]
-    assert [have for have in on_page if isinstance(have, str)] == refused
+    on_page = page_mnist_style(file_page, images)
+    assert [have for have in on_page if isinstance(have, str)] == [want for want in expected if isinstance(want, str)]
     assert max(np.abs(have - want).max() for have, want in zip(on_page, expected, strict=True)
                if not isinstance(want, str)) < TOLERANCE
-    assert len(expected) - len(refused) >= 20
-    assert any("too small to read" in message for message in refused)
-    assert any("no ink found" in message for message in refused)
+    refusals = " ".join(want for want in expected if isinstance(want, str))
+    assert all(kind in refusals for kind in ("too small to read", "a dot, not a digit", "no ink found"))
+    assert sum(isinstance(want, np.ndarray) for want in expected) >= 25
 
 
-@pytest.mark.slow  # a browser
 def test_mouse_drawn_one_and_seven_get_the_answer_of_predict_digit(file_page, network, exported):
     clear(file_page)
     mouse_stroke(file_page, ONE)
@@ -339,7 +235,6 @@ def test_mouse_drawn_one_and_seven_get_the_answer_of_predict_digit(file_page, ne
     assert assert_reads_as_predict_digit(file_page, network, exported)["digit"] == 7
 
 
-@pytest.mark.slow  # a browser
 def test_finger_stroke_on_a_canvas_shown_smaller_lands_under_the_finger(file_page, network, exported):
     file_page.evaluate("() => document.querySelector('.live-digit-pad').style.width = '180px'")  # as on a phone
     try:
@@ -355,7 +250,6 @@ def test_finger_stroke_on_a_canvas_shown_smaller_lands_under_the_finger(file_pag
         file_page.evaluate("() => document.querySelector('.live-digit-pad').style.width = ''")
 
 
-@pytest.mark.slow  # a browser
 def test_cleared_canvas_shows_no_answer(file_page):
     mouse_stroke(file_page, ONE)
     page_answer(file_page)
@@ -368,15 +262,18 @@ def test_cleared_canvas_shows_no_answer(file_page):
     assert max(field[i] for i in range(len(field)) if i % 4 < 3) == 0  # the field shown is black too
 
 
-@pytest.mark.slow  # a browser
 def test_page_served_over_http_reads_a_drawn_digit(http_page, network, exported):
     mouse_stroke(http_page, SEVEN)
     assert assert_reads_as_predict_digit(http_page, network, exported)["digit"] == 7
 
 
-@pytest.mark.slow  # a browser
-def test_page_fetches_nothing_and_raises_no_error(file_page, http_page):
+def test_page_fetches_nothing_raises_no_error_and_shows_every_figure(file_page, http_page):
     for tab in (file_page, http_page):
         assert tab.fetched == []
         assert tab.errors == []
-        assert tab.evaluate("() => DigitCNN.parameter_count") == 98_442
+    images = file_page.eval_on_selector_all("img", "all => all.map(i => [i.complete, i.naturalWidth])")
+    assert len(images) >= 12
+    assert all(complete and width > 0 for complete, width in images)
+    graph = file_page.locator("img[src^='data:image/svg+xml;base64,']").first  # the architecture graph
+    graph.scroll_into_view_if_needed()
+    assert graph.bounding_box()["height"] > 300

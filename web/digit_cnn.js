@@ -1,14 +1,6 @@
-/* DigitCNN's forward pass in the browser, in plain JavaScript: the network of the notebook's section 5, trained.
-
-The weights come from the file that scripts/export_weights.py writes (DIGIT_CNN), with each batch normalisation
-already folded into the convolution before it (docs/static-page.md says why inference may do that). So a block is
-a 3 x 3 convolution with a bias, ReLU and 2 x 2 max-pooling, and forward() reads as DigitCNN.forward does:
-
-    conv1 (1 x 28 x 28 -> 16 x 14 x 14), conv2 (-> 32 x 7 x 7), conv3 (-> 64 x 3 x 3), flatten (576),
-    fc1 + ReLU (128), dropout (nothing to do in eval mode), fc2 (10 logits), softmax (10 probabilities).
-
-A tensor here is {channels, height, width, data}, data a Float64Array in PyTorch's order (channel, row, column).
-*/
+/* DigitCNN's forward pass in plain JavaScript (Part I, section 5), from the weights file of scripts/export_weights.py
+(DIGIT_CNN), batch norm folded into each convolution: a block is a 3 x 3 convolution with a bias, ReLU and 2 x 2
+max-pooling. A tensor is {channels, height, width, data}, data a Float64Array in PyTorch's order. */
 var DigitCNN = (function () {
   "use strict";
 
@@ -88,10 +80,6 @@ var DigitCNN = (function () {
     return output;
   }
 
-  function relu(values) {
-    return values.map(value => Math.max(value, 0));
-  }
-
   // Probabilities from logits, shifted by the largest first so that exp never overflows (as F.softmax does).
   function softmax(logits) {
     const largest = Math.max(...logits);
@@ -103,26 +91,21 @@ var DigitCNN = (function () {
   // The network on one normalised image {channels: 1, height: 28, width: 28, data}: ten logits.
   function forward(image) {
     const features = conv_block(conv_block(conv_block(image, LAYERS.conv1), LAYERS.conv2), LAYERS.conv3).data;
-    return linear(relu(linear(features, LAYERS.fc1)), LAYERS.fc2);  // dropout is off in eval mode
+    return linear(linear(features, LAYERS.fc1).map(value => Math.max(value, 0)), LAYERS.fc2);  // no dropout in eval
   }
 
-  /* Softmax probabilities for a 28 x 28 field of grey levels from 0 to 1 (a Float32Array of 784), normalised with the
-     training images' mean and std as the notebook's to_model_input and predict_digit do. */
+  // Probabilities for a 28 x 28 field of grey levels from 0 to 1, normalised as the notebook's predict_digit does.
   function predict_probabilities(field) {
     const data = Float64Array.from(field, value => (value - DIGIT_CNN.mean) / DIGIT_CNN.std);
     return softmax(forward({channels: 1, height: 28, width: 28, data: data}));
   }
 
-  /* The predicted digit, the ten probabilities and the field the network read, for any digit image as bytes
-     (see MnistStyle.to_grayscale); throws mnist_style's error for an image that holds no readable digit. */
+  // The digit, the ten probabilities and the field read, for a canvas's RGBA pixels; throws mnist_style's refusals.
   function predict_digit(pixels) {
     const field = MnistStyle.mnist_style(pixels);
     const probabilities = predict_probabilities(field.data);
-    let digit = 0;
-    for (let d = 1; d < 10; d++) if (probabilities[d] > probabilities[digit]) digit = d;
-    return {digit: digit, probabilities: probabilities, field: field};
+    return {digit: probabilities.indexOf(Math.max(...probabilities)), probabilities: probabilities, field: field};
   }
 
-  const parameter_count = Object.values(LAYERS).reduce((n, layer) => n + layer.weight.length + layer.bias.length, 0);
-  return {predict_probabilities, predict_digit, forward, parameter_count};
+  return {predict_probabilities, predict_digit};
 })();

@@ -1,13 +1,6 @@
-/* The live canvas: draw a digit with a mouse, a pen or a finger; after every stroke the page reads it as the notebook's
-predict_digit does (web/mnist_style.js, then web/digit_cnn.js) and shows the digit, the ten probabilities as bars
-(as probabilities_html writes them) and the 28 x 28 field the network read.
-
-It does the work of the notebook's DrawingPad and canvas cell, in the browser: white strokes on a black canvas of
-DrawingPad's size and line width, each stroke drawn with round ends. Pointer events cover the mouse, pens and
-fingers alike; `touch-action: none` (in the page's style) keeps a finger from scrolling the page instead of drawing,
-and pointer capture keeps a stroke going when it leaves the square. The canvas may be shown smaller than its
-280 x 280 pixels (on a phone), so each position is scaled from CSS pixels to canvas pixels.
-*/
+/* The live canvas: the notebook's DrawingPad and canvas cell in the browser. After every stroke (mouse, pen or finger:
+pointer events) the page reads the drawing as predict_digit does and shows the digit, the probabilities' bars and the
+28 x 28 field. Positions are scaled from CSS pixels to canvas pixels, as the canvas may be shown smaller. */
 var LiveCanvas = (function () {
   "use strict";
 
