@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import sys
 from pathlib import Path
+
+import nbformat
 
 from .files import atomic_write
 
@@ -20,10 +21,9 @@ PACKAGE = Path(__file__).resolve().parent
 NOTEBOOK = PACKAGE.parent / "HandWrittenDigitsRecognition.ipynb"
 MODULE = PACKAGE / "notebook.py"
 MARKER = "#| export"
-COMMAND = "make export"
 
-HEADER = f'''# GENERATED FILE, do not edit: `{COMMAND}` writes it from the cells of {NOTEBOOK.name} whose first
-# line is "{MARKER}". Edit those cells, then run `{COMMAND}`; a test fails while the two differ.
+HEADER = f'''# GENERATED FILE, do not edit: `make export` writes it from the cells of {NOTEBOOK.name} whose first
+# line is "{MARKER}". Edit those cells, then run `make export`; a test fails while the two differ.
 """The notebook's teaching code, importable: the network, the data preparation, the training loop, evaluation and
 Part II's tools, exactly as the notebook shows them (each block names the section that teaches it)."""
 '''
@@ -35,29 +35,27 @@ class ExportError(ValueError):
 
 def is_marked(cell: dict) -> bool:
     """Whether a cell is a code cell whose first line is the export marker."""
-    source = "".join(cell.get("source", ""))
-    return cell.get("cell_type") == "code" and source.split("\n", 1)[0].strip() == MARKER
+    return cell.get("cell_type") == "code" and "".join(cell.get("source", "")).split("\n", 1)[0].strip() == MARKER
 
 
-def exported_blocks(notebook: Path = NOTEBOOK) -> list[tuple[str, str]]:
-    """(the heading of the section that teaches it, its code without the marker) for each marked cell, in order."""
+def module_text(notebook: Path = NOTEBOOK) -> str:
+    """The text of notebook.py as the notebook's marked cells make it, each block headed by its section."""
     try:
-        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        cells = nbformat.read(notebook, as_version=4).cells
+    except Exception as error:  # not a file, not JSON, not a notebook
         raise ExportError(f"{notebook} cannot be read as a notebook: {error}") from error
     part = section = ""
-    blocks = []
+    parts = [HEADER]
     for number, cell in enumerate(cells):
-        source = "".join(cell.get("source", ""))
-        if cell.get("cell_type") == "markdown":
-            for line in source.splitlines():
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
                 if re.match(r"# \S", line):
-                    part, section = line[2:].strip(), ""
+                    part, section = line[2:].strip().split(":")[0], ""
                 elif re.match(r"## \S", line):
                     section = line[3:].strip()
         if not is_marked(cell):
             continue
-        code = source.split("\n", 1)[1] if "\n" in source else ""
+        code = cell.source.split("\n", 1)[1] if "\n" in cell.source else ""
         try:  # parsed first: a continuation line may start with % or != and still be Python
             ast.parse(code)
         except SyntaxError as error:
@@ -65,18 +63,9 @@ def exported_blocks(notebook: Path = NOTEBOOK) -> list[tuple[str, str]]:
             what = f"holds IPython syntax ({magic.strip()!r})" if magic else f"is not valid Python: {error}"
             raise ExportError(f"cell {number} is marked {MARKER!r} but {what}, which a Python module cannot hold: "
                               "move that line to a cell of its own") from error
-        heading = part.split(":")[0] + (f", {section}" if section else "")
-        blocks.append((heading, code.strip("\n")))
-    if not blocks:
+        parts.append(f"# {'-' * 116}\n# Taught in {part}{f', {section}' if section else ''}\n\n{code.strip()}\n")
+    if len(parts) == 1:
         raise ExportError(f"{notebook} has no cell whose first line is {MARKER!r}")
-    return blocks
-
-
-def module_text(notebook: Path = NOTEBOOK) -> str:
-    """The text of notebook.py as the notebook's marked cells make it."""
-    parts = [HEADER]
-    for heading, code in exported_blocks(notebook):
-        parts.append(f"# {'-' * 116}\n# Taught in {heading}\n\n{code}\n")
     return "\n".join(parts)
 
 
@@ -93,13 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     except ExportError as error:
         sys.exit(f"error: {error}")
     current = args.module.read_text(encoding="utf-8") if args.module.is_file() else None
-    if args.check:
-        if current != text:
-            sys.exit(f"{args.module} differs from the cells of {args.notebook.name} marked {MARKER!r}: run "
-                     f"`{COMMAND}`")
+    if args.check and current != text:
+        sys.exit(f"{args.module} differs from the cells of {args.notebook.name} marked {MARKER!r}: run `make export`")
+    if current == text:
         print(f"{args.module} is what {args.notebook.name} exports")
-    elif current == text:
-        print(f"{args.module} is up to date")
     else:
         with atomic_write(args.module) as temporary:
             temporary.write_text(text, encoding="utf-8")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from handwritten_digits import export
@@ -33,8 +34,8 @@ def test_editing_a_marked_cell_without_exporting_fails_the_check_naming_the_comm
 def exported(tmp_path, source: str) -> str:
     """The module text of a notebook with one marked cell holding `source`."""
     path = tmp_path / "notebook.ipynb"
-    path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": ["# Part I: x\n## 2. Load"]},
-                                          {"cell_type": "code", "source": [f"#| export\n{source}"], "metadata": {}}]}))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Part I: x\n## 2. Load"),
+                                                   nbformat.v4.new_code_cell(f"#| export\n{source}")]), path)
     return export.module_text(path)
 
 
