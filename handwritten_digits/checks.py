@@ -3,40 +3,33 @@ the verified MNIST files (`check_and_fetch`)."""
 
 import os
 import re
-from math import inf
 
 import torch
 
 from .files import folder_problem
 from .mnist_data import check_files, ensure_mnist, fetch_problem, raw_dir
 
-PARAMETERS = ("EPOCHS", "BATCH_SIZE", "LEARNING_RATE", "SEED", "DATA_ROOT", "OUTPUT_DIR", "DEVICE", "QUICK")
-
-
-def whole(value, lowest: int, highest: float = inf) -> bool:
-    """Whether the value is a whole number (not a truth value) from lowest to highest."""
-    return isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= highest
+FOLDER = (lambda value: isinstance(value, str) and value.strip() != "", "a folder's path, as text")
+RULES = {  # each parameter: (acceptable?, what is expected); type(value) is int, as True is an int to isinstance
+    "EPOCHS": (lambda value: type(value) is int and value >= 1, "a whole number of at least 1"),
+    "BATCH_SIZE": (lambda value: type(value) is int and 1 <= value <= 60_000, "a whole number from 1 to 60000"),
+    "LEARNING_RATE": (lambda value: type(value) in (int, float) and 0 < value <= 10, "a number above 0 and at most 10"),
+    "SEED": (lambda value: type(value) is int and 0 <= value < 2**32,
+             f"a whole number from 0 to {2**32 - 1} (the seeds NumPy accepts)"),
+    "DATA_ROOT": FOLDER,
+    "OUTPUT_DIR": FOLDER,
+    "DEVICE": (lambda value: isinstance(value, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None,
+               "'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number)"),
+    "QUICK": (lambda value: isinstance(value, bool), "True or False (on the command line QUICK=True or QUICK=False, "
+              "with a capital letter, which papermill reads as a truth value)"),
+}
+PARAMETERS = tuple(RULES)
 
 
 def parameter_problems(values: dict) -> list[str]:
     """One line for each value of the parameters cell that the notebook could not use as meant."""
-    get = values.get
-    rate, device, quick = get("LEARNING_RATE"), get("DEVICE"), get("QUICK")
-    rules = {  # name: (acceptable?, what is expected)
-        "EPOCHS": (whole(get("EPOCHS"), 1), "a whole number of at least 1"),
-        "BATCH_SIZE": (whole(get("BATCH_SIZE"), 1, 60_000), "a whole number from 1 to 60000"),
-        "LEARNING_RATE": (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate <= 10,
-                          "a number above 0 and at most 10"),
-        "SEED": (whole(get("SEED"), 0, 2**32 - 1), f"a whole number from 0 to {2**32 - 1} (the seeds NumPy accepts)"),
-        "DATA_ROOT": (isinstance(get("DATA_ROOT"), str) and get("DATA_ROOT").strip() != "", "a folder's path, as text"),
-        "OUTPUT_DIR": (isinstance(get("OUTPUT_DIR"), str) and get("OUTPUT_DIR").strip() != "",
-                       "a folder's path, as text"),
-        "DEVICE": (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device) is not None,
-                   "'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number)"),
-        "QUICK": (isinstance(quick, bool), "True or False (on the command line QUICK=True or QUICK=False, with a "
-                                           "capital letter, which papermill reads as a truth value)"),
-    }
-    return [f"{name} must be {expected}, not {get(name)!r}" for name, (good, expected) in rules.items() if not good]
+    return [f"{name} must be {expected}, not {values.get(name)!r}" for name, (good, expected) in RULES.items()
+            if not good(values.get(name))]
 
 
 def device_problem(name: str) -> str | None:
@@ -59,30 +52,20 @@ def device_problem(name: str) -> str | None:
     return None
 
 
-def device_problems(device: str) -> list[str]:
-    """The device parameter's problem, if any: a device named that is not here, or, for "auto", the NVIDIA GPU that
-    the notebook would pick (torch.cuda.is_available()) when this PyTorch build cannot drive it."""
-    if device != "auto":
-        problem = device_problem(device)
-        return [f"DEVICE = {device!r} cannot be used here: {problem}; set DEVICE = \"auto\" (the fastest device "
-                "here) or \"cpu\""] if problem else []
-    if torch.cuda.is_available() and (problem := device_problem("cuda")):
-        return [f"DEVICE = 'auto' would train on the NVIDIA GPU, but {problem}; set DEVICE = \"cpu\", or install a "
-                "PyTorch build for this GPU"]
-    return []
-
-
 def check_and_fetch(values: dict) -> None:
-    """The set-up cell's work, before any data is touched: raise ValueError naming every parameter the notebook cannot
-    use, then a device that is not usable here, then every folder that cannot serve; then fetch MNIST if needed."""
-    if problems := parameter_problems(values) or device_problems(values["DEVICE"]):  # the device once DEVICE is valid
+    """Raise ValueError naming every unusable parameter, else the device, else every folder; then fetch MNIST."""
+    if problems := parameter_problems(values):
         raise ValueError("Fix the parameters cell:\n  " + "\n  ".join(problems))
+    auto = (device := values["DEVICE"]) == "auto"
+    if problem := device_problem(device if not auto else "cuda" if torch.cuda.is_available() else "cpu"):
+        raise ValueError(f"Fix the parameters cell:\n  DEVICE = {device!r} " + (
+            f"would train on the NVIDIA GPU, but {problem}; set DEVICE = 'cpu', or install a PyTorch build for this GPU"
+            if auto else f"cannot be used here: {problem}; set DEVICE = 'auto' (the fastest device here) or 'cpu'"))
     data_root, output_dir = (os.path.expanduser(values[name]) for name in ("DATA_ROOT", "OUTPUT_DIR"))
     problems = [f"OUTPUT_DIR = {output_dir!r} cannot be written to: {problem}"] if (
         problem := folder_problem(output_dir)) else []
-    if (lacking := check_files(raw_dir(data_root))) and (  # DATA_ROOT is only read when it holds verified files
-            problem := fetch_problem(raw_dir(data_root), lacking, folder_problem(data_root))):
-        problems.append(f"DATA_ROOT = {data_root!r} cannot serve: {problem}")
+    if (lacking := check_files(raw_dir(data_root))) and (problem := fetch_problem(data_root, lacking)):
+        problems.append(f"DATA_ROOT = {data_root!r} cannot serve: {problem}")  # only read when it holds the files
     if problems:  # found now, not after training, when the network is saved
         raise ValueError("Fix the parameters cell (choose folders you can write to):\n  " + "\n  ".join(problems))
     ensure_mnist(data_root)

@@ -3,6 +3,7 @@
 import errno
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +17,12 @@ def first_line(error: BaseException) -> str:
 def folder_problem(folder: str | os.PathLike) -> str | None:
     """Why files cannot be saved in the folder (created if missing), or None: the package's one write probe."""
     folder = Path(folder)
-    if blocker := next((above for above in (folder, *folder.parents) if above.exists() and not above.is_dir()), None):
-        return "it is a file, not a folder" if blocker == folder else f"{str(blocker)!r} is a file, not a folder"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()  # deleted as it is closed
     except OSError as error:
+        if blocker := next((above for above in (folder, *folder.parents) if above.is_file()), None):
+            return ("it" if blocker == folder else repr(str(blocker))) + " is a file, not a folder"
         return error.strerror or str(error)
     return None
 
@@ -29,21 +30,16 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`, unique to this writer, renamed to `path` at the end: never half a file."""
-    path, temporary = Path(path), None
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")  # made by the writer, as in place
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        os.close(handle)
-        os.umask(mask := os.umask(0o022))  # read the umask: the permissions of a file written in place, not mkstemp's
-        os.chmod(temporary, 0o666 & ~mask)
-        yield Path(temporary)
+        yield temporary
         os.replace(temporary, path)
     except OSError as error:  # a full disk, say, or no permission
-        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise type(error)(error.errno, f"cannot write {path}: " + (f"the disk that holds {path.parent} is full" if full
-                          else error.strerror or str(error)) + f" (nothing written: the previous {path.name}, if there "
-                          "was one, is unchanged); free some space or choose a folder you can write to (OUTPUT_DIR in "
-                          "the parameters cell)") from error
+        reason = (f"the disk that holds {path.parent} is full" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else error.strerror or str(error))
+        raise type(error)(error.errno, f"cannot write {path}: {reason} (nothing written; any previous {path.name} is "
+                          "unchanged): free some space or choose a folder you can write to") from error
     finally:
-        if temporary:
-            Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
