@@ -1,12 +1,11 @@
-"""What the bench scripts share: the notebook's defaults, MNIST (fetched where missing), the notebook's split and
-training, the command-line checks, and the machine's name for their reports."""
-
-from __future__ import annotations
+"""What the bench scripts share: the notebook's defaults, MNIST (fetched where missing), its split, training, flags."""
 
 import argparse
 import ast
+import json
 import platform
 import re
+import tempfile
 from pathlib import Path
 
 import papermill
@@ -15,7 +14,6 @@ from torchvision import datasets
 
 from handwritten_digits import notebook
 from handwritten_digits.checks import device_problem
-from handwritten_digits.files import folder_problem
 from handwritten_digits.mnist_data import ensure_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +23,7 @@ DEFAULTS = {name: ast.literal_eval(parameter["default"]) for name, parameter
 
 
 def mnist(root: str | Path, train: bool, transform=None) -> datasets.MNIST:
-    """MNIST's training or test set, fetched and verified first where it is missing; a fetch that fails stops the
-    script with its reason, without a traceback."""
+    """MNIST's training or test set, fetched first where missing; a failed fetch stops with its reason in one line."""
     try:
         ensure_mnist(root)
     except (OSError, RuntimeError) as error:
@@ -34,9 +31,8 @@ def mnist(root: str | Path, train: bool, transform=None) -> datasets.MNIST:
     return datasets.MNIST(str(root), train=train, transform=transform)
 
 
-def notebook_data(seed: int, root: str | Path, device: torch.device, limit: int | None = None) -> tuple:
-    """The notebook's split (by seed) and normalisation, on the device: (training, validation, test, mean, std), each
-    set as (images, labels). With a limit: `limit` training images and limit // 2 of the others."""
+def notebook_data(seed: int, root: str | Path, device, limit: int | None = None) -> tuple:
+    """The notebook's split and normalisation, on the device: (training, validation, test, mean, std)."""
     train_set, test_set = mnist(root, train=True), mnist(root, train=False)
     train_index, val_index = notebook.split_training_set(len(train_set.data), seed)
     mean, std = notebook.pixel_statistics(train_set.data[train_index])
@@ -48,17 +44,21 @@ def notebook_data(seed: int, root: str | Path, device: torch.device, limit: int 
             mean, std)
 
 
-def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device: torch.device,
-          channels_last: bool = True) -> tuple:
-    """A DigitCNN trained by the notebook's train_recipe at its learning rate and batch size, seeded before it is
-    made and again before training, evaluated on `watched` after every epoch: (model, history)."""
+def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device, channels_last=True):
+    """A DigitCNN seeded and trained as the notebook does, `watched` evaluated after every epoch: (model, history)."""
     torch.manual_seed(seed)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = notebook.DigitCNN().to(device, memory_format=layout)
     torch.manual_seed(seed)
-    history = notebook.train_recipe(model, train_data, watched, epochs, DEFAULTS["LEARNING_RATE"],
-                                    DEFAULTS["BATCH_SIZE"], **ingredients)
-    return model, history
+    return model, notebook.train_recipe(model, train_data, watched, epochs, DEFAULTS["LEARNING_RATE"],
+                                        DEFAULTS["BATCH_SIZE"], **ingredients)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """`data` as JSON in `path`, through a temporary file: never a half-written result."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def device(name: str) -> str:
@@ -72,21 +72,30 @@ def device(name: str) -> str:
 
 
 def writable_folder(text: str) -> Path:
-    """A `type=` for an output folder: created if missing and able to take a file, checked before any training."""
-    folder = Path(text).expanduser()
-    problem = folder_problem(folder) if text.strip() else "no folder named"
-    if problem:
-        raise argparse.ArgumentTypeError(f"cannot write in the folder {text!r}: {problem}; give a folder you can "
-                                         "write to (it is created if missing)")
+    """A `type=` for an output folder: created if missing, and refused (before any training) unless it takes a file."""
+    try:
+        (folder := Path(text).expanduser()).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {text!r} ({error.strerror}): give a folder you "
+                                         "can write to (it is created if missing)") from None
     return folder
 
 
 def output_file(text: str) -> Path:
     """A `type=` for a result file: a file's name (not a folder's) in a folder that can take it."""
-    path = Path(text).expanduser()
-    if path.is_dir():
+    if (path := Path(text).expanduser()).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder: give the result's file name, such as {path / 'x.json'}")
     return writable_folder(str(path.parent)) / path.name
+
+
+def at_least(lowest: int):
+    """A `type=` for a whole number of at least `lowest`."""
+    def whole_number(text: str) -> int:
+        if not re.fullmatch(r"\s*[+-]?\d+\s*", text) or int(text) < lowest:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {lowest}, not {text!r}")
+        return int(text)
+    return whole_number
 
 
 def training_parser(description: str) -> argparse.ArgumentParser:
@@ -101,30 +110,10 @@ def training_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def at_least(lowest: int):
-    """A `type=` for a whole number of at least `lowest`, refused before anything else is looked at."""
-    def whole_number(text: str) -> int:
-        if not re.fullmatch(r"\s*[+-]?\d+\s*", text) or int(text) < lowest:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {lowest}, not {text!r}")
-        return int(text)
-
-    return whole_number
-
-
-def machine(device: str | torch.device) -> str:
-    """The machine a result was measured on: the GPU's name, or the CPU's model, its threads; and PyTorch's version."""
-    device = torch.device(device)
-    if device.type == "cuda":
+def machine(device) -> str:
+    """Where a result was measured: the GPU, or the CPU (Linux names it only in /proc/cpuinfo) and threads; torch."""
+    if torch.device(device).type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"CPU {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def cpu_model() -> str:
-    """The CPU's name, family and model (Intel's generations differ there): on Linux only /proc/cpuinfo says them
-    (platform.processor() is empty there); elsewhere what platform knows."""
-    try:
-        fields = dict(re.findall(r"^(model name|cpu family|model)\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(),
-                                 re.MULTILINE))
-        return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
-    except (OSError, KeyError):
-        return platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    cpu = found[1] if (found := re.search(r"model name\s*:\s*(.*)", info)) else platform.processor()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"

@@ -1,20 +1,13 @@
-"""From Part I's plain recipe to the full one: add the ingredients one at a time, and measure each on validation.
+"""From Part I's plain recipe to the full one, one ingredient a rung, compared on validation (Part II (B) reads it).
 
-Part II (B) of the notebook draws its table and figure from this script's JSON (assets/recipe_ladder.json). Each rung
-is the one before it plus one ingredient: augmentation, label smoothing, weight decay, Nesterov momentum, then the
-one-cycle schedule's momentum range (the top rung, the full recipe). Each rung is trained with the notebook's own
-train_recipe for its EPOCHS, with seeds 0, 1 and 2, on each seed's validation split, interleaved seed by seed so that a
-busy moment of the machine hits every rung alike, every network stored channels-last. Every choice is made on the
-validation figures; only the top rung is tested, once per seed. --test-kept then trains the rung validation chose
-(the notebook's TUNED) again and tests it once per seed. --save-networks keeps seed 0's plain, full and kept
-networks, for bench/handwriting_devset.py.
+Each rung is trained with the notebook's train_recipe, seeds interleaved, stored channels-last; only the top rung is
+tested. --test-kept then trains the rung validation chose (the notebook's TUNED) again and tests it once per seed.
+--save-networks keeps seed 0's plain, full and kept networks (for bench/handwriting_devset.py).
 
-    python bench/recipe_ladder.py                 # the ladder (about 45 minutes on a 2-core CPU): make ladder
+    python bench/recipe_ladder.py                 # make ladder (about 45 minutes on a 2-core CPU)
     python bench/recipe_ladder.py --test-kept     # then the kept rung, tested (added to the same JSON)
     python bench/recipe_ladder.py --quick         # smoke run: 2,000 images, 1 seed, 1 epoch
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -25,10 +18,9 @@ from pathlib import Path
 
 from handwritten_digits import notebook
 from handwritten_digits.checkpoints import save_checkpoint
-from handwritten_digits.files import atomic_write
 
 # isort: split
-import common  # bench/common.py: the bench scripts' shared helpers (a script's own folder is on its path)
+import common  # bench/common.py (a script's own folder is on its path)
 
 STEPS = (  # each rung is the one before it plus one ingredient, from Part I's recipe to the full one
     ("plain (Part I)", {}),
@@ -44,7 +36,7 @@ SAVED = {"plain (Part I)": "plain", TOP: "full", KEPT_RUNG: "tuned"}  # the seed
 
 
 def rungs() -> dict[str, dict]:
-    """The ladder's rungs, name -> ingredients: Part I's plain recipe, then each one the one before plus its step."""
+    """The ladder's rungs, name -> ingredients: Part I's plain recipe, then each the one before plus its step."""
     ladder, ingredients = {}, notebook.PLAIN
     for name, added in STEPS:
         ingredients = ladder[name] = {**ingredients, **added}
@@ -63,24 +55,9 @@ def summary_of(runs: list[dict]) -> dict:
     return summary
 
 
-def table(result: dict) -> str:
-    """The ladder as a markdown table: mean ± standard deviation over the seeds, each seed, and the step from the
-    rung before (the training times are in the JSON, comparable only in a run that had the machine to itself)."""
-    lines = ["| rung | validation accuracy | seeds | step |", "|---|---:|---:|---:|"]
-    previous = None
-    for name, rung in result["rungs"].items():
-        mean, spread = 100 * rung["summary"]["val_accuracy_mean"], 100 * rung["summary"]["val_accuracy_stdev"]
-        seeds = ", ".join(f"{100 * run['val_accuracy']:.2f}" for run in rung["runs"])
-        step = "" if previous is None else f"{mean - previous:+.2f}"
-        lines.append(f"| {name} | {mean:.2f} % ± {spread:.2f} | {seeds} | {step} |")
-        previous = mean
-    return "\n".join(lines)
-
-
 def climb(name: str, ingredients: dict, seed: int, data: tuple, epochs: int, args: argparse.Namespace,
           tested: bool) -> dict:
-    """One rung for one seed: trained, its validation accuracy, its test accuracy where `tested`; seed 0's network
-    saved where asked."""
+    """One rung for one seed: validation accuracy, test accuracy where `tested`; seed 0's network where asked."""
     train_data, val_data, test_data, mean, std = data
     model, history = common.train(ingredients, seed, train_data, val_data, epochs, args.device)
     run = {"seed": seed, "val_accuracy": history["val_accuracy"][-1], "val_accuracy_by_epoch": history["val_accuracy"],
@@ -93,11 +70,6 @@ def climb(name: str, ingredients: dict, seed: int, data: tuple, epochs: int, arg
           + (f", test {run['test_accuracy']:.2%}" if tested else "") + f"  ({run['training_seconds']:.0f} s)",
           flush=True)
     return run
-
-
-def save(result: dict, output: Path) -> None:
-    with atomic_write(output) as temporary:  # never a half-written result, even when interrupted
-        temporary.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -115,8 +87,7 @@ def main(args: argparse.Namespace) -> dict:
             rung["runs"].append(climb(name, ingredients, seed, data, args.epochs, args, tested=name == TOP))
             rung["summary"] = summary_of(rung["runs"])
             result["wall_seconds"] = time.perf_counter() - started
-            save(result, args.output)  # after every run: an interrupted ladder keeps what it measured
-    print(table(result))
+            common.write_json(args.output, result)  # after every run: an interrupted ladder keeps what it measured
     top = result["rungs"][TOP]["summary"]
     print(f"full recipe, test accuracy over seeds {top['seeds']}: {100 * top['test_accuracy_mean']:.2f} % "
           f"± {100 * top['test_accuracy_stdev']:.2f}\nwrote {args.output}")
@@ -139,7 +110,7 @@ def test_kept(args: argparse.Namespace) -> dict:
                       "command": " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]]),
                       "test_accuracy_mean": statistics.mean(tests),
                       "test_accuracy_stdev": statistics.stdev(tests) if len(tests) > 1 else 0.0}
-    save(result, args.output)
+    common.write_json(args.output, result)
     print(f"kept recipe ({KEPT_RUNG}), test accuracy: {100 * statistics.mean(tests):.2f} % "
           f"± {100 * result['kept']['test_accuracy_stdev']:.2f}; added to {args.output}")
     return result
