@@ -1,13 +1,8 @@
-"""Checkpoints for the tools: the notebook's save and load (Part I, section 8), hardened.
-
-The files are the notebook's (`torch.save` of a dict, read with `torch.load(..., weights_only=True)`); a save is
-written whole or not at all, and only if it would load back; a load refuses, in a short message naming the file,
-anything that is not such a checkpoint of the network it is given.
-"""
+"""The tools' checkpoints: the notebook's save and load (Part I, section 8), hardened. A save is written whole, and only
+if it would load back; a load refuses, in a short message naming the file, anything but a checkpoint of the network."""
 
 import io
 import os
-from math import isfinite
 
 import torch
 from torch import nn
@@ -17,42 +12,15 @@ from .files import atomic_write, first_line
 from .images import regular_file
 
 
-def plain_number(value):
-    """A NumPy number or a one-number tensor as a plain Python number, which weights_only loading reads back."""
-    one = value.numel() == 1 if isinstance(value, torch.Tensor) else getattr(value, "size", 0) == 1
-    return value.item() if one else value
-
-
-def shape_problems(state: dict, model: nn.Module) -> list[str]:
-    """One line for each weight of the model that the state lacks or holds in another shape, and for each extra."""
-    expected = {key: list(value.shape) for key, value in model.state_dict().items()}
-    found = {key: list(value.shape) for key, value in state.items()}
-    return ([f"{key}: missing from the file" for key in expected if key not in found]
-            + [f"{key}: not in the network" for key in found if key not in expected]
-            + [f"{key}: {found[key]} in the file, {expected[key]} in the network"
-               for key in expected if key in found and found[key] != expected[key]])
-
-
-def normalisation_problem(checkpoint: dict) -> str | None:
-    """What is wrong with the mean and std that predict_digit divides by: finite numbers on the 0-1 scale, std > 0."""
-    for key in ("mean", "std"):
-        value = checkpoint.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
-            return f"'{key}' is missing" if key not in checkpoint else f"'{key}' is {value!r}"
-    mean, std = checkpoint["mean"], checkpoint["std"]
-    if std <= 0:
-        return f"'std' is {std!r}"
-    if not (0 <= mean <= 1 and std <= 1):  # 0-255 values would turn every input into nonsense
-        return (f"'mean' is {mean!r} and 'std' {std!r}, expected on the 0-1 pixel scale (pixels divided by 255: "
-                "MNIST's are about 0.13 and 0.31)")
-    return None
-
-
 def check_checkpoint(checkpoint: dict, model: nn.Module, path) -> None:
-    """Raise ValueError naming what is wrong, unless the checkpoint holds finite weights of the model's shapes and
+    """Raise a ValueError naming what is wrong, unless the checkpoint holds finite weights of the model's shapes and
     usable normalisation constants."""
     state, network = checkpoint["model_state"], type(model).__name__
-    if problems := shape_problems(state, model):
+    expected = {key: list(value.shape) for key, value in model.state_dict().items()}
+    found = {key: list(value.shape) for key, value in state.items()}
+    if problems := [f"{key}: " + ("missing from the file" if key not in found else "not in the network" if key not in
+                                  expected else f"{found[key]} in the file, {expected[key]} in the network")
+                    for key in {**expected, **found} if found.get(key) != expected.get(key)]:
         saved = checkpoint.get("architecture", "network")
         head = (f"{path} holds a {network} of other shapes than this {network}" if saved == network
                 else f"{path} holds a {saved}, not a {network}")
@@ -64,17 +32,23 @@ def check_checkpoint(checkpoint: dict, model: nn.Module, path) -> None:
     if broken:  # a training run that diverged, or a damaged file: such weights would predict nonsense
         raise ValueError(f"{path} holds weights that are not finite numbers (NaN or infinity) or variances below "
                          f"zero in: {', '.join(broken)}")
-    if problem := normalisation_problem(checkpoint):
-        raise ValueError(f"{path} has no usable normalisation constants: {problem} (save_checkpoint writes both as "
-                         "finite numbers on the 0-1 scale, the standard deviation above 0)")
+    for key in ("mean", "std"):  # what predict_digit divides by; NaN and infinity fail the range check too
+        value = checkpoint.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 < value <= 1 if key == "std" else 0 <= value <= 1):
+            raise ValueError(f"{path} has no usable normalisation constants: '{key}' is "
+                             f"{repr(value) if key in checkpoint else 'missing'} (expected on the 0-1 pixel scale, "
+                             "pixels divided by 255, the std above 0: MNIST's are about 0.13 and 0.31)")
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, mean: float, std: float) -> None:
     """Save the weights and the normalisation constants, through a temporary file renamed into place."""
     model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the network it wraps
     model = getattr(model, "module", model)  # nn.DataParallel's or DDP's wrapper, likewise
-    checkpoint = {"architecture": type(model).__name__, "model_state": model.state_dict(),
-                  "mean": plain_number(mean), "std": plain_number(std), "classes": [str(digit) for digit in range(10)]}
+    mean, std = (value.item() if (value.numel() if isinstance(value, torch.Tensor) else getattr(value, "size", 0)) == 1
+                 else value for value in (mean, std))  # NumPy numbers and one-number tensors as plain numbers
+    checkpoint = {"architecture": type(model).__name__, "model_state": model.state_dict(), "mean": mean, "std": std,
+                  "classes": [str(digit) for digit in range(10)]}
     check_checkpoint(checkpoint, model, f"not saved, {path} is unchanged: the checkpoint")  # what loading refuses
     torch.save(checkpoint, in_memory := io.BytesIO())  # then written as plain bytes: a full disk is reported as such
     with atomic_write(path) as temporary:
@@ -82,8 +56,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, mean: float, std:
 
 
 def read_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
-    """A checkpoint's dict, read without running any code it may hold; the `module.` prefix that nn.DataParallel and
-    DDP give every weight is stripped."""
+    """A checkpoint's dict, read without running any code it may hold, the `module.` prefix of nn.DataParallel's and
+    DDP's weights stripped."""
     path = regular_file(path)  # not a folder, a pipe or a missing file
     try:
         checkpoint = torch.load(path, map_location=device, weights_only=True)
@@ -100,7 +74,7 @@ def read_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, device: torch.device) -> dict:
-    """Load a checkpoint into the model; refuse anything that is not one, in a message of a few lines."""
+    """Load a checkpoint into the model, or refuse it in a short message."""
     checkpoint = read_checkpoint(path, device)
     check_checkpoint(checkpoint, model, path)
     model.load_state_dict(checkpoint["model_state"])

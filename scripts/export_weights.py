@@ -1,7 +1,7 @@
-"""Export the trained DigitCNN for the static page (`make html`): batch norm folded, with the notebook's constants.
+"""Export the trained DigitCNN for the static page (`make html`), batch norm folded, with the notebook's constants.
 
     python scripts/export_weights.py outputs/digit_cnn_tuned.pt assets/digit_cnn_weights.js   (make run, make assets)
-    python scripts/export_weights.py --constants-only assets/digit_cnn_weights.js   (no checkpoint: constants only)
+    python scripts/export_weights.py --constants-only assets/digit_cnn_weights.js   (renew only the constants)
 """
 
 import argparse
@@ -13,25 +13,20 @@ WEIGHTS_FILE = Path(__file__).resolve().parents[1] / "assets" / "digit_cnn_weigh
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint saved by the notebook (or, with --constants-only, "
-                        "the weights file to renew)")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint the notebook saved (--constants-only: the target)")
     parser.add_argument("target", nargs="?", type=Path, default=WEIGHTS_FILE)
-    parser.add_argument("--constants-only", action="store_true", help="keep the weights file's weights, renew the "
-                        "notebook's constants in it")
+    parser.add_argument("--constants-only", action="store_true", help="keep the file's weights, renew its constants")
     parser.error = lambda message: sys.exit(f"error: {message}")  # one line, status 1, as every failure here
     args = parser.parse_args(argv)
+    checkpoint, target = (None, args.checkpoint) if args.constants_only else (args.checkpoint, args.target)
     try:  # every failure, an unexpected one too, as one line: the checkpoint or the notebook is the user's own
-        from handwritten_digits.weights import export_weights, refresh_constants
+        from handwritten_digits.weights import export_weights
 
-        if args.constants_only:
-            changed = refresh_constants(args.checkpoint)
-            print(f"{args.checkpoint}: the notebook's constants {'renewed' if changed else 'were already current'}")
-            return
-        exported = export_weights(args.checkpoint, args.target)
+        exported = export_weights(checkpoint, target)
     except Exception as error:
         sys.exit(f"error: {' '.join(line.strip() for line in str(error).splitlines()) or type(error).__name__}")
     count = sum(weight.size + bias.size for weight, bias in exported["arrays"].values())
-    print(f"wrote {args.target} ({count:,} numbers, {args.target.stat().st_size / 1e3:.0f} kB) from {args.checkpoint}")
+    print(f"wrote {target} ({count:,} numbers, {target.stat().st_size / 1e3:.0f} kB) from {checkpoint or target}")
 
 
 if __name__ == "__main__":

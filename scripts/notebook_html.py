@@ -1,9 +1,5 @@
-"""Write the committed notebook as one self-contained HTML page, for people who read rather than run (`make html`).
-
-nbconvert's JupyterLab look, figures embedded as data, none of the scripts it would fetch (require.js, MathJax,
-Mermaid: the notebook needs none). In place of the drawing canvas's output, which needs a Jupyter kernel, the page has
-a live canvas that needs none: web/live_canvas.html, then the exported network (assets/digit_cnn_weights.js) and
-web/*.js, inline (docs/static-page.md).
+"""Write the committed notebook as one self-contained HTML page (`make html`): nbconvert's JupyterLab look, figures
+embedded, no scripts fetched, and a live canvas (web/, the exported network) where the drawing canvas's output stood.
 
     python scripts/notebook_html.py [NOTEBOOK] [--output outputs/HandWrittenDigitsRecognition.html]
 """
@@ -21,20 +17,9 @@ from handwritten_digits.weights import read_weights_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK, WEIGHTS = ROOT / "HandWrittenDigitsRecognition.ipynb", ROOT / "assets" / "digit_cnn_weights.js"
-WEB = ROOT / "web"
-STATIC_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
-def live_canvas_html(weights: Path = WEIGHTS) -> str:
-    """web/live_canvas.html's markup, then the weights file and web/*.js as inline scripts."""
-    read_weights_script(weights)  # a missing or damaged file would give a page whose script throws
-    scripts = [weights, *(WEB / name for name in ("mnist_style.js", "digit_cnn.js", "live_canvas.js"))]
-    return (WEB / "live_canvas.html").read_text(encoding="utf-8") + "".join(
-        f"<script>/* {path.name} */\n{path.read_text(encoding='utf-8')}</script>\n" for path in scripts)
+TEMPLATE = "{%- extends 'lab/index.html.j2' -%}" + "".join(  # the lab template less require.js, MathJax and Mermaid
+    f"{{%- block html_head_js_{name} -%}}{{%- endblock html_head_js_{name} -%}}" for name in ("requirejs", "mathjax",
+                                                                                             "mermaidjs"))
 
 
 def notebook_html(notebook: Path, weights: Path = WEIGHTS) -> str:
@@ -49,12 +34,16 @@ def notebook_html(notebook: Path, weights: Path = WEIGHTS) -> str:
         raise ValueError(f"{notebook} has no outputs: run it first (make run), then convert the executed copy")
     if failed := [i for i, c in enumerate(node.cells) if "error" in [o.output_type for o in c.get("outputs", ())]]:
         raise ValueError(f"{notebook} saved an error in cell(s) {failed}: fix the notebook and run it again first")
+    read_weights_script(weights)  # a missing or damaged file would give a page whose script throws
+    scripts = [weights, *(ROOT / "web" / name for name in ("mnist_style.js", "digit_cnn.js", "live_canvas.js"))]
+    live_canvas = (ROOT / "web" / "live_canvas.html").read_text(encoding="utf-8") + "".join(
+        f"<script>/* {path.name} */\n{path.read_text(encoding='utf-8')}</script>\n" for path in scripts)
     node.metadata.pop("widgets", None)  # saved widget state: only a live Jupyter session can use it
     for cell in code:  # the cell that wires a DrawingPad to an ipycanvas Canvas
         if "DrawingPad(" in cell.source and "Canvas(" in cell.source and "class DrawingPad" not in cell.source:
-            cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": live_canvas_html(weights)})]
+            cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": live_canvas})]
     exporter = HTMLExporter(template_name="lab", template_file="static.html.j2", embed_images=True,
-                            extra_loaders=[DictLoader({"static.html.j2": STATIC_TEMPLATE})])
+                            extra_loaders=[DictLoader({"static.html.j2": TEMPLATE})])
     return exporter.from_notebook_node(node, resources={"metadata": {"name": notebook.stem}})[0]
 
 

@@ -5,6 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from handwritten_digits.weights import CONVOLUTIONS, network_for, read_weights_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
@@ -24,7 +27,6 @@ def mnist_root() -> Path:
 @pytest.fixture(scope="session")
 def mnist_data(mnist_root) -> tuple:
     """(training, validation) pairs of 2,000 and 500 real MNIST images, normalised as the notebook does, on the CPU."""
-    import torch
     from torchvision import datasets
 
     from handwritten_digits import notebook
@@ -35,12 +37,18 @@ def mnist_data(mnist_root) -> tuple:
     return (images[:2_000], labels[:2_000]), (images[2_000:], labels[2_000:])
 
 
+def network_from_weights(exported: dict):
+    """The network a weights file describes, in PyTorch and eval mode: each block a convolution with the folded bias."""
+    state = {f"{name}{'.0' if name in CONVOLUTIONS else ''}.{kind}": torch.from_numpy(array.copy())
+             for name, pair in exported["arrays"].items() for kind, array in zip(("weight", "bias"), pair, strict=True)}
+    (model := network_for(state)).load_state_dict(state)
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def committed_network():
     """(DigitCNN, mean, std): the committed run's network, as the static page runs it (assets/digit_cnn_weights.js:
     batch norm folded into the convolutions, which computes what the trained network computes), read in a second."""
-    from handwritten_digits.weights import network_from_weights, read_weights_script
-
     exported = read_weights_script(ROOT / "assets" / "digit_cnn_weights.js")
     return network_from_weights(exported), exported["mean"], exported["std"]
 
@@ -48,8 +56,6 @@ def committed_network():
 @pytest.fixture(scope="session")
 def trained_digit_reader(committed_network):
     """A function image -> (digit, ten probabilities) with a really trained network (the committed run's)."""
-    import torch
-
     from handwritten_digits import notebook
 
     model, mean, std = committed_network
