@@ -1,10 +1,8 @@
-"""A development set of handwriting this project did not make, read by the notebook's `predict_digit` (conditions
-described in docs/handwriting.md): digits in 14 handwriting fonts (npm's @fontsource) as ink, photos, DrawingPad
-drawings and phone photos, MNIST test digits, blank sheets and dots. Reports the accuracy per condition and per font,
-the refusals, the seconds per image, and the paper contrast and dot ratio that the notebook's refusals rest on.
+"""A development set of handwriting this project did not make, read by the notebook's `predict_digit`: digits in 14
+handwriting fonts as ink, photos, drawings and phone photos, MNIST digits, blank sheets and dots (docs/handwriting.md).
+Per condition: accuracy, refusals, seconds per image, and the paper contrast and dot ratio the refusals rest on.
 
-    python bench/handwriting_devset.py --model outputs/digit_cnn_tuned.pt --output outputs/devset.json
-    python bench/handwriting_devset.py --quick --conditions ink-margin canvas-edge   # a smoke run
+    python bench/handwriting_devset.py --model outputs/digit_cnn_tuned.pt --output outputs/devset.json [--quick]
 """
 
 import argparse
@@ -183,15 +181,14 @@ def typeset(path: Path, digit: int, height: int, rng: np.random.Generator):
     yield "blank", on_paper(np.zeros_like(coverage), rng)
 
 
-def every_image(conditions: set[str], fonts: list[dict], seed: int, quick: bool, data_root: str):
+def every_image(fonts: list[dict], seed: int, quick: bool, data_root: str):
     """(condition, font, truth, image), one at a time, each image's random numbers from the seed and what it is."""
-    if conditions & {"mnist-margin", "mnist-tight"}:
-        test = common.mnist(data_root, train=False)
-        for i in np.random.default_rng([seed, 4]).choice(len(test.data), size=100 if quick else 500, replace=False):
-            digit, truth = test.data[i].numpy(), int(test.targets[i])
-            yield from (("mnist-margin", "MNIST", truth, digit),
-                        ("mnist-tight", "MNIST", truth, digit[tight_box(digit / 255)]))
-    for index in range((20 if quick else 200) * ("dot" in conditions)):
+    test = common.mnist(data_root, train=False)
+    for i in np.random.default_rng([seed, 4]).choice(len(test.data), size=100 if quick else 500, replace=False):
+        digit, truth = test.data[i].numpy(), int(test.targets[i])
+        yield from (("mnist-margin", "MNIST", truth, digit),
+                    ("mnist-tight", "MNIST", truth, digit[tight_box(digit / 255)]))
+    for index in range(20 if quick else 200):
         rng = np.random.default_rng([seed, 4, index])  # a tap, or (every other one) a drag of up to 10 pixels
         x, y = rng.uniform(PAD.line_width, PAD.size - PAD.line_width, size=2)
         drag = rng.uniform(-10, 10, size=2) if index % 2 else np.zeros(2)
@@ -205,12 +202,12 @@ def every_image(conditions: set[str], fonts: list[dict], seed: int, quick: bool,
             for s, size in enumerate((40, 100) if quick else (24, 40, 64, 100, 160)):  # ink heights in pixels
                 for condition, image in typeset(path, digit, size, np.random.default_rng([seed, 1, f, digit, s])):
                     yield condition, name, BLANK if condition == "blank" else digit, image
-            for variant in range(bool(conditions & {"canvas-margin", "canvas-edge"}) * (1 if quick else 2)):
+            for variant in range(1 if quick else 2):
                 rng = np.random.default_rng([seed, 2, f, digit, variant])
                 line = centre_line(path, digit, rng.uniform(-10, 10))
                 yield from (("canvas-margin", name, digit, canvas_drawing(line, False, rng)),
                             ("canvas-edge", name, digit, canvas_drawing(line, True, rng)))
-        if "phone" in conditions and (f < 2 or not quick):
+        if f < 2 or not quick:
             rng = np.random.default_rng([seed, 3, f])
             digit = int(rng.integers(10))
             yield "phone", name, digit, phone_photo(centre_line(path, digit, rng.uniform(-10, 10)), rng)
@@ -241,23 +238,18 @@ def tally(records: list[dict]) -> dict:
 
 
 def summarise(records: list[dict]) -> dict:
-    """Tallies per condition, per font (digits only) and per font and condition; the kinds of refusal per condition."""
-    by_condition, by_font = defaultdict(list), defaultdict(lambda: defaultdict(list))
+    """Tallies per condition, and the kinds of refusal per condition."""
+    by_condition = defaultdict(list)
     for record in records:
         by_condition[record["condition"]].append(record)
-        if record["condition"] not in NOT_DIGITS:
-            by_font[record["font"]][record["condition"]].append(record)
     refusals = {c: dict(Counter(re.split(r"[:(]", r["answer"])[0].strip() for r in group if r["outcome"] == "refused"))
                 for c, group in by_condition.items()}
     return {"conditions": {c: tally(by_condition[c]) for c in CONDITIONS if c in by_condition},
-            "fonts": {font: {"all": tally([r for group in groups.values() for r in group]),
-                             **{c: tally(groups[c]) for c in CONDITIONS if c in groups}}
-                      for font, groups in by_font.items()},
             "refusals": {c: kinds for c, kinds in refusals.items() if kinds}}
 
 
 def markdown_tables(summary: dict) -> str:
-    """The summary as two Markdown tables: per condition, and the accuracy (and refusals) per font."""
+    """The summary as a Markdown table, one row per condition."""
     def number(value):
         return "" if value is None else "no unevenness" if value == float("inf") else f"{value:.1f}"
 
@@ -268,13 +260,7 @@ def markdown_tables(summary: dict) -> str:
                      f"{t['refused']} | {t['seconds_per_image_median']:.4f} | "
                      f"{number(t['contrast_max' if c == 'blank' else 'contrast_min'])} | "
                      f"{number(t['dot_ratio_max' if c == 'dot' else 'dot_ratio_min'])} |")
-    columns = [c for c in summary["conditions"] if any(c in f for f in summary["fonts"].values())] + ["all"]
-    lines += ["", f"| font | {' | '.join(columns)} |", "|---|" + "---:|" * len(columns)]
-    for font, tallies in summary["fonts"].items():
-        cells = ["" if (t := tallies.get(c)) is None else f"{t['accuracy']:.0%}" + f" ({t['refused']} r)" *
-                 bool(t["refused"]) for c in columns]
-        lines.append(f"| {font} | {' | '.join(cells)} |")
-    return "\n".join([*lines, "\n(n r): n images refused, counted as wrong."])
+    return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -285,8 +271,7 @@ def main(args: argparse.Namespace) -> dict:
         sys.exit(f"{args.model} cannot be read ({error}): `make run` saves a network there, or pass --model PATH")
     fonts = fetch_fonts(common.ROOT / "data" / "fonts")
     records, started = [], time.perf_counter()
-    images = every_image(set(args.conditions), fonts, args.seed, args.quick, args.data_root)
-    for condition, font, digit, image in ((c, *rest) for c, *rest in images if c in args.conditions):
+    for condition, font, digit, image in every_image(fonts, args.seed, args.quick, args.data_root):
         start = time.perf_counter()
         try:
             outcome, answer = "read", notebook.predict_digit(model, image, saved["mean"], saved["std"], cpu)[0]
@@ -299,7 +284,6 @@ def main(args: argparse.Namespace) -> dict:
             print(f"{len(records)} images read ({time.perf_counter() - started:.0f} s)", flush=True)
     summary = summarise(records)
     report = {"recipe": notebook.__file__, "model": str(args.model), "seed": args.seed, "quick": args.quick,
-              "conditions_run": [c for c in CONDITIONS if c in args.conditions],
               "font_files": [{k: v for k, v in font.items() if k != "path"} for font in fonts],
               "seconds_total": time.perf_counter() - started, **summary}
     print(markdown_tables(summary))
@@ -315,8 +299,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=Path(common.DEFAULTS["OUTPUT_DIR"]) / "digit_cnn.pt",
                         help="the saved network to read with (default outputs/digit_cnn.pt, saved by `make run`)")
     parser.add_argument("--output", type=common.output_file, help="write the report as JSON here")
-    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), metavar="CONDITION",
-                        help=f"the conditions to run (default all: {', '.join(CONDITIONS)})")
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer sizes, drawings, digits and photos")
     parser.add_argument("--seed", type=common.at_least(0), default=0, help="makes the whole set (default 0)")
     parser.add_argument("--data-root", default=common.DEFAULTS["DATA_ROOT"], help=argparse.SUPPRESS)

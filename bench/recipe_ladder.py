@@ -1,12 +1,6 @@
-"""From Part I's plain recipe to the full one, one ingredient a rung, compared on validation (Part II (B) reads it).
-
-Each rung is trained with the notebook's train_recipe, seeds interleaved, stored channels-last; only the top rung is
-tested. --test-kept then trains the rung validation chose (the notebook's TUNED) again and tests it once per seed.
---save-networks keeps seed 0's plain, full and kept networks (for bench/handwriting_devset.py).
-
-    python bench/recipe_ladder.py                 # make ladder (about 45 minutes on a 2-core CPU)
-    python bench/recipe_ladder.py --test-kept     # then the kept rung, tested (added to the same JSON)
-    python bench/recipe_ladder.py --quick         # smoke run: 2,000 images, 1 seed, 1 epoch
+"""From Part I's plain recipe to the full one, one ingredient a rung, compared on validation (`make ladder`; Part II (B)
+reads its JSON; docs/benchmarks.md). Only the top rung is tested; --test-kept then trains the rung validation chose
+(the notebook's TUNED) again and tests it once per seed. --quick is a smoke run: 2,000 images, 1 seed, 1 epoch.
 """
 
 import argparse
@@ -33,6 +27,7 @@ STEPS = (  # each rung is the one before it plus one ingredient, from Part I's r
 TOP = STEPS[-1][0]  # the full recipe: the rung the script tests, decided before any result was known
 KEPT_RUNG = "+ weight decay"  # the rung Part II (B) keeps (notebook.TUNED): the best on validation in the committed run
 SAVED = {"plain (Part I)": "plain", TOP: "full", KEPT_RUNG: "tuned"}  # the seed-0 networks --save-networks keeps
+COMMAND = " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]])  # how the JSON was made
 
 
 def rungs() -> dict[str, dict]:
@@ -73,11 +68,10 @@ def climb(name: str, ingredients: dict, seed: int, data: tuple, epochs: int, arg
 
 
 def main(args: argparse.Namespace) -> dict:
-    ladder, machine = rungs(), common.machine(args.device)
+    ladder, machine, defaults = rungs(), common.machine(args.device), common.DEFAULTS
     print(f"{len(ladder)} rungs x seeds {list(range(args.seeds))} x {args.epochs} epochs on {machine}", flush=True)
-    result = {"machine": machine, "command": " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]]),
-              "epochs": args.epochs, "batch_size": common.DEFAULTS["BATCH_SIZE"],
-              "learning_rate": common.DEFAULTS["LEARNING_RATE"], "memory_format": "channels_last",
+    result = {"machine": machine, "command": COMMAND, "epochs": args.epochs, "batch_size": defaults["BATCH_SIZE"],
+              "learning_rate": defaults["LEARNING_RATE"], "memory_format": "channels_last",
               "rungs": {name: {"ingredients": ingredients, "runs": []} for name, ingredients in ladder.items()}}
     started = time.perf_counter()
     for seed in range(args.seeds):
@@ -89,8 +83,8 @@ def main(args: argparse.Namespace) -> dict:
             result["wall_seconds"] = time.perf_counter() - started
             common.write_json(args.output, result)  # after every run: an interrupted ladder keeps what it measured
     top = result["rungs"][TOP]["summary"]
-    print(f"full recipe, test accuracy over seeds {top['seeds']}: {100 * top['test_accuracy_mean']:.2f} % "
-          f"± {100 * top['test_accuracy_stdev']:.2f}\nwrote {args.output}")
+    print(f"full recipe, test accuracy {100 * top['test_accuracy_mean']:.2f} % ± {100 * top['test_accuracy_stdev']:.2f}"
+          f" over seeds {top['seeds']}; wrote {args.output}")
     return result
 
 
@@ -105,13 +99,10 @@ def test_kept(args: argparse.Namespace) -> dict:
     runs = [climb(KEPT_RUNG, notebook.TUNED, seed, common.notebook_data(seed, args.data_root, args.device, args.limit),
                   result["epochs"], args, tested=True)
             for seed in result["rungs"][KEPT_RUNG]["summary"]["seeds"]]
-    tests = [run["test_accuracy"] for run in runs]
-    result["kept"] = {"rung": KEPT_RUNG, "ingredients": notebook.TUNED, "runs": runs,
-                      "command": " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]]),
-                      "test_accuracy_mean": statistics.mean(tests),
-                      "test_accuracy_stdev": statistics.stdev(tests) if len(tests) > 1 else 0.0}
+    result["kept"] = {"rung": KEPT_RUNG, "ingredients": notebook.TUNED, "runs": runs, "command": COMMAND,
+                      **summary_of(runs)}
     common.write_json(args.output, result)
-    print(f"kept recipe ({KEPT_RUNG}), test accuracy: {100 * statistics.mean(tests):.2f} % "
+    print(f"kept recipe ({KEPT_RUNG}), test accuracy {100 * result['kept']['test_accuracy_mean']:.2f} % "
           f"± {100 * result['kept']['test_accuracy_stdev']:.2f}; added to {args.output}")
     return result
 
@@ -121,7 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = common.training_parser(__doc__)
     parser.add_argument("--output", type=common.output_file,
                         default=str(Path(common.DEFAULTS["OUTPUT_DIR"]) / "recipe_ladder.json"))
-    parser.add_argument("--save-networks", type=common.writable_folder, default=None, metavar="FOLDER")
+    parser.add_argument("--save-networks", type=common.writable_folder, default=None, metavar="FOLDER",
+                        help="keep seed 0's plain, full and kept networks here (for bench/handwriting_devset.py)")
     parser.add_argument("--test-kept", action="store_true", help=f"after a ladder run (--output): train the rung "
                         f"validation chose ({KEPT_RUNG}) again and test it once per seed")
     args = parser.parse_args(argv)

@@ -1,20 +1,11 @@
-"""Speed: the notebook's two recipes against the classic PyTorch MNIST example, trained on one machine in one run.
-
-Reports seconds per epoch, training time to 99.0 % test accuracy, final test accuracy and peak memory (each training
-runs in a process of its own, so that its peak is its own). The recipes: Part I's PLAIN and Part II (B)'s TUNED
-(stored channels-last, as Part II (B) trains it); their one-cycle schedule fits the run's length, so their time to
-99 % is the shortest run, in whole epochs, that ends there.
-
-    python bench/speed_vs_classic.py            # make bench (about 30 minutes on a 2-core CPU)
-    python bench/speed_vs_classic.py --quick    # smoke run on a few thousand images
+"""Speed: the notebook's two recipes (Part I's PLAIN, Part II (B)'s TUNED stored channels-last) against the classic
+PyTorch MNIST example, trained on one machine in one run: seconds per epoch, time to 99.0 % test accuracy, final
+accuracy (docs/benchmarks.md). `make bench` runs it; --quick is a smoke run on a few thousand images.
 """
 
 import argparse
-import multiprocessing
-import resource
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import matplotlib
 import torch
@@ -32,18 +23,11 @@ TARGET = 0.99  # the accuracy whose training time is compared
 LABELS = {"classic": "classic example", "plain": "Part I's plain recipe", "tuned": "Part II (B)'s kept recipe"}
 
 
-class ClassicNet(nn.Module):
+def classic_net() -> nn.Sequential:
     """pytorch/examples' mnist network, written from its description: two convolutions, max-pool, two linear layers."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
-        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
-        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = self.dropout1(F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)).flatten(1)
-        return F.log_softmax(self.fc2(self.dropout2(F.relu(self.fc1(x)))), dim=1)
+    return nn.Sequential(nn.Conv2d(1, 32, 3, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(128, 10), nn.LogSoftmax(dim=1))
 
 
 def classic(epochs: int, args: argparse.Namespace) -> dict:
@@ -56,7 +40,7 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
         train_set, test_set = Subset(train_set, range(args.limit)), Subset(test_set, range(args.limit // 2))
     options = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # as the example
     test_loader = DataLoader(test_set, 1000, **options)
-    model = ClassicNet().to(device)
+    model = classic_net().to(device)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     history = {"seconds": [], "val_accuracy": []}
@@ -76,27 +60,18 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
     return history
 
 
-def train(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
-    """One row's training, in this process: its seconds and test accuracy by epoch, and its peak memory in MB."""
+def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
+    """One row's training: its seconds and test accuracy by epoch, printed in one line."""
     if recipe == "classic":
         history = classic(epochs, args)
     else:  # the notebook's code on its split, the test set watched after every epoch (nothing is chosen on it)
         train_data, _, test_data, _, _ = common.notebook_data(seed, args.data_root, args.device, args.limit)
         history = common.train(getattr(notebook, recipe.upper()), seed, train_data, test_data, epochs, args.device,
                                channels_last=recipe == "tuned")[1]
+    print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(history['seconds']):7.1f} s, test accuracy by "
+          f"epoch {' '.join(f'{a:.2%}' for a in history['val_accuracy'])}", flush=True)
     return {"recipe": recipe, "epochs": epochs, "seed": seed, "epoch_seconds": history["seconds"],
-            "test_accuracy": history["val_accuracy"],
-            "peak_memory_mb": torch.cuda.max_memory_allocated() / 1e6 if args.device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}  # kB on Linux
-
-
-def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
-    """train() in a fresh process, so that its peak memory is its own; its result, printed in one line."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as worker:
-        result = worker.submit(train, recipe, epochs, seed, args).result()
-    print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(result['epoch_seconds']):7.1f} s, test accuracy by "
-          f"epoch {' '.join(f'{a:.2%}' for a in result['test_accuracy'])}", flush=True)
-    return result
+            "test_accuracy": history["val_accuracy"]}
 
 
 def summary_of(recipe: str, args: argparse.Namespace) -> dict:
@@ -119,8 +94,7 @@ def summary_of(recipe: str, args: argparse.Namespace) -> dict:
             "time_to_target_s": None if None in fastest else statistics.mean(fastest),
             "time_to_target_s_worst": None if None in fastest else max(fastest), "epochs_to_target": reached,
             "final_test_accuracy_mean": statistics.mean(final), "final_test_accuracy_by_seed": final,
-            "final_test_accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0,
-            "peak_memory_mb": max(r["peak_memory_mb"] for r in full), "runs": full}
+            "final_test_accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0, "runs": full}
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -134,9 +108,9 @@ def main(args: argparse.Namespace) -> dict:
             row["speedup_time_to_target"] = summary["classic"]["time_to_target_s"] / row["time_to_target_s"]
         reached = row["time_to_target_s"] and f"{row['time_to_target_s']:.1f} s (epochs {row['epochs_to_target']})"
         print(f"{label}: {row['seconds_per_epoch']:.1f} s per epoch; 99 % in {reached or 'none'}; final test accuracy "
-              f"{row['final_test_accuracy_mean']:.2%} ± {row['final_test_accuracy_stdev']:.2%}; peak memory "
-              f"{row['peak_memory_mb']:.0f} MB" + (f"; {row['speedup_time_to_target']:.1f}x faster to 99 % than the "
-                                                   "classic example" if "speedup_time_to_target" in row else ""))
+              f"{row['final_test_accuracy_mean']:.2%} ± {row['final_test_accuracy_stdev']:.2%}"
+              + (f"; {row['speedup_time_to_target']:.1f}x faster to 99 % than the classic example"
+                 if "speedup_time_to_target" in row else ""))
     common.write_json(args.output_dir / "speed_vs_classic.json", summary)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -8,13 +8,12 @@ var DigitCNN = (function () {
   function read_layers(exported) {
     const bytes = Uint8Array.from(atob(exported.weights), character => character.charCodeAt(0));
     const view = new DataView(bytes.buffer);
+    const numbers = Float64Array.from({length: bytes.length >> 2}, (_, i) => view.getFloat32(4 * i, true));
     let offset = 0;
-    function take(shape) {
-      const size = shape.reduce((a, b) => a * b, 1);
-      const numbers = new Float64Array(size);
-      for (let i = 0; i < size; i++) numbers[i] = view.getFloat32(4 * (offset + i), true);
-      offset += size;
-      return numbers;
+    function take(shape) {  // the next numbers, as many as the shape holds
+      const start = offset;
+      offset += shape.reduce((a, b) => a * b, 1);
+      return numbers.subarray(start, offset);
     }
     const layers = {};
     for (const layer of exported.layers) {
@@ -28,8 +27,7 @@ var DigitCNN = (function () {
 
   // 3 x 3 convolution (padding 1) with the folded bias, ReLU, then 2 x 2 max-pooling: one of DigitCNN's blocks.
   function conv_block(input, layer) {
-    const [out_channels, in_channels] = layer.shape;
-    const {height, width} = input;
+    const [out_channels, in_channels] = layer.shape, {height, width} = input;
     const padded_width = width + 2, plane = (height + 2) * padded_width;
     const padded = new Float64Array(in_channels * plane);  // padding=1: a border of zeros around every channel
     for (let c = 0; c < in_channels; c++) {
@@ -54,8 +52,8 @@ var DigitCNN = (function () {
       }
       for (let i = 0; i < out.length; i++) out[i] = Math.max(out[i], 0);  // ReLU
     }
-    const pooled = {channels: out_channels, height: height >> 1, width: width >> 1};  // 7 -> 3: the last row drops
-    pooled.data = new Float64Array(out_channels * pooled.height * pooled.width);
+    const pooled = {channels: out_channels, height: height >> 1, width: width >> 1,  // 7 -> 3: the last row drops
+                    data: new Float64Array(out_channels * (height >> 1) * (width >> 1))};
     for (let o = 0; o < out_channels; o++) {
       const at = (row, column) => convolved[(o * height + row) * width + column];
       for (let y = 0; y < pooled.height; y++) {
@@ -80,30 +78,21 @@ var DigitCNN = (function () {
     return output;
   }
 
-  // Probabilities from logits, shifted by the largest first so that exp never overflows (as F.softmax does).
-  function softmax(logits) {
-    const largest = Math.max(...logits);
-    const exps = logits.map(logit => Math.exp(logit - largest));
-    const total = exps.reduce((a, b) => a + b, 0);
-    return exps.map(value => value / total);
-  }
-
-  // The network on one normalised image {channels: 1, height: 28, width: 28, data}: ten logits.
-  function forward(image) {
-    const features = conv_block(conv_block(conv_block(image, LAYERS.conv1), LAYERS.conv2), LAYERS.conv3).data;
-    return linear(linear(features, LAYERS.fc1).map(value => Math.max(value, 0)), LAYERS.fc2);  // no dropout in eval
-  }
-
   // Probabilities for a 28 x 28 field of grey levels from 0 to 1, normalised as the notebook's predict_digit does.
   function predict_probabilities(field) {
     const data = Float64Array.from(field, value => (value - DIGIT_CNN.mean) / DIGIT_CNN.std);
-    return softmax(forward({channels: 1, height: 28, width: 28, data: data}));
+    let features = {channels: 1, height: 28, width: 28, data: data};
+    for (const name of ["conv1", "conv2", "conv3"]) features = conv_block(features, LAYERS[name]);
+    const hidden = linear(features.data, LAYERS.fc1).map(value => Math.max(value, 0));  // ReLU; no dropout in eval
+    const logits = linear(hidden, LAYERS.fc2);
+    const largest = Math.max(...logits);  // softmax, shifted by the largest first so that exp never overflows
+    const exps = logits.map(logit => Math.exp(logit - largest)), total = exps.reduce((a, b) => a + b, 0);
+    return exps.map(value => value / total);
   }
 
   // The digit, the ten probabilities and the field read, for a canvas's RGBA pixels; throws mnist_style's refusals.
   function predict_digit(pixels) {
-    const field = MnistStyle.mnist_style(pixels);
-    const probabilities = predict_probabilities(field.data);
+    const field = MnistStyle.mnist_style(pixels), probabilities = predict_probabilities(field.data);
     return {digit: probabilities.indexOf(Math.max(...probabilities)), probabilities: probabilities, field: field};
   }
 

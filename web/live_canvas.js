@@ -5,10 +5,8 @@ var LiveCanvas = (function () {
   "use strict";
 
   const root = document.getElementById("live-digit");
-  const pad = root.querySelector(".live-digit-pad");
-  const field_canvas = root.querySelector(".live-digit-field");
-  const answer = root.querySelector(".live-digit-answer");
-  const timing = root.querySelector(".live-digit-time");
+  const [pad, field_canvas, answer, timing] = ["pad", "field", "answer", "time"].map(
+    part => root.querySelector(`.live-digit-${part}`));
   const drawing_pad = DIGIT_CNN.constants.defaults.DrawingPad;  // the notebook's canvas: its size and line width
   const context = pad.getContext("2d", {willReadFrequently: true});
   const state = {pointer: null, last_point: null, last: null};
@@ -23,9 +21,9 @@ var LiveCanvas = (function () {
   // The prediction and ten probability bars, as the notebook's probabilities_html writes them.
   function probabilities_html(digit, probabilities) {
     const bars = Array.from(probabilities, (p, d) =>
-      "<div style='display:flex;align-items:center;gap:6px;font-family:monospace'>" + d +
-      `<div style='background:${d === digit ? "#ff7f0e" : "#1f77b4"};height:12px;width:${Math.round(200 * p)}px'></div>` +
-      percent(p) + "</div>").join("");
+      `<div style='display:flex;align-items:center;gap:6px;font-family:monospace'>${d}<div style='background:` +
+      `${d === digit ? "#ff7f0e" : "#1f77b4"};height:12px;width:${Math.round(200 * p)}px'></div>${percent(p)}</div>`
+    ).join("");
     return `<div class='digit-prediction'><b>prediction: ${digit}</b> (${percent(probabilities[digit])})${bars}</div>`;
   }
 
@@ -40,20 +38,18 @@ var LiveCanvas = (function () {
 
   // Read the canvas as the notebook reads its drawing: predict_digit on the canvas's pixels.
   function read_drawing() {
-    const started = performance.now();
-    const pixels = context.getImageData(0, 0, pad.width, pad.height);
+    const started = performance.now(), pixels = context.getImageData(0, 0, pad.width, pad.height);
+    let result;
     try {
-      const result = DigitCNN.predict_digit({height: pixels.height, width: pixels.width, channels: 4,
-                                             bytes: pixels.data});
-      state.last = {...result, milliseconds: performance.now() - started};
+      result = DigitCNN.predict_digit({height: pixels.height, width: pixels.width, channels: 4, bytes: pixels.data});
       answer.innerHTML = probabilities_html(result.digit, result.probabilities);
-      show_field(result.field);
     } catch (error) {  // not a digit yet (a dot, a tiny scribble): say what mnist_style objected to
-      state.last = {error: error.message, milliseconds: performance.now() - started};
+      result = {error: error.message};
       answer.innerHTML = "<div class='digit-error'><i></i></div>";
       answer.querySelector("i").textContent = error.message;
-      show_field(null);
     }
+    state.last = {...result, milliseconds: performance.now() - started};
+    show_field(result.field);
     timing.textContent = `read in ${state.last.milliseconds.toFixed(0)} ms by your browser`;
   }
 
@@ -112,10 +108,9 @@ var LiveCanvas = (function () {
     read_drawing();
   }
 
-  pad.addEventListener("pointerdown", mouse_down);
-  pad.addEventListener("pointermove", mouse_move);
-  pad.addEventListener("pointerup", mouse_up);
-  pad.addEventListener("pointercancel", mouse_up);
+  for (const [type, handler] of [["down", mouse_down], ["move", mouse_move], ["up", mouse_up], ["cancel", mouse_up]]) {
+    pad.addEventListener(`pointer${type}`, handler);
+  }
   root.querySelector(".live-digit-clear").addEventListener("click", clear);
 
   const smoothing = DIGIT_CNN.constants.LABEL_SMOOTHING;

@@ -53,10 +53,7 @@ var MnistStyle = (function () {
 
   // Keep pixels in strokes (a 3 x 3 mean, F.avg_pool2d without padding, above threshold) or very bright: ink, mask.
   function strokes_only(ink, threshold = DEFAULTS.strokes_only.threshold) {
-    const {height, width} = ink;
-    const strokes = new Uint8Array(height * width);
-    const cleaned = zeros(height, width);
-    let any = false;
+    const {height, width} = ink, cleaned = zeros(height, width), strokes = new Uint8Array(height * width);
     for (let row = 0; row < height; row++) {
       for (let column = 0; column < width; column++) {
         const top = Math.max(row - 1, 0), bottom = Math.min(row + 2, height);
@@ -68,11 +65,12 @@ var MnistStyle = (function () {
         const smoothed = f32(sum / ((bottom - top) * (right - left)));
         const i = row * width + column;
         strokes[i] = smoothed > f32(threshold) ? 1 : 0;
-        any = any || strokes[i] === 1;
         cleaned.data[i] = strokes[i] || ink.data[i] > f32(2 * threshold) ? ink.data[i] : 0;
       }
     }
-    if (!any) throw new Error("no ink found: only isolated specks, no strokes; expected a digit drawn with lines");
+    if (!strokes.includes(1)) {
+      throw new Error("no ink found: only isolated specks, no strokes; expected a digit drawn with lines");
+    }
     return {ink: cleaned, strokes: strokes};
   }
 
@@ -91,8 +89,10 @@ var MnistStyle = (function () {
     return cropped;
   }
 
-  // Average stroke width of a mask: twice the ink area over the ink pixels with paper (or the edge) among 8 neighbours.
-  function stroke_width(mask, height, width) {
+  /* Average stroke width of an image's ink (its pixels above 0.5): twice the ink area over the ink pixels with paper
+     (or the edge) among their 8 neighbours. */
+  function stroke_width(ink) {
+    const {height, width} = ink, mask = Uint8Array.from(ink.data, value => (value > 0.5 ? 1 : 0));
     let area = 0, inner = 0;
     for (let row = 0; row < height; row++) {
       for (let column = 0; column < width; column++) {
@@ -134,7 +134,7 @@ var MnistStyle = (function () {
   // Thicken strokes narrower than `least` times MNIST's, once the image is scaled to the box: a size x size maximum.
   function thickened(ink, box = DEFAULTS.thickened.box, least = DEFAULTS.thickened.least) {
     const target = NOTEBOOK.MNIST_STROKE * Math.max(ink.height, ink.width) / box;  // MNIST's width in these pixels
-    const width = stroke_width(Uint8Array.from(ink.data, value => (value > 0.5 ? 1 : 0)), ink.height, ink.width);
+    const width = stroke_width(ink);
     if (width >= least * target) return ink;
     const size = 2 * nearest_pixel((target - width) / 2) + 1;
     return max_along(max_along(ink, size, true), size, false);
@@ -145,8 +145,7 @@ var MnistStyle = (function () {
      pixels under a triangle as wide as one output pixel (at least one input pixel), centred on it. */
   function resize_weights(input_size, output_size) {
     const scale = f32(input_size / output_size);
-    const support = scale >= 1 ? scale : 1;
-    const invscale = scale >= 1 ? f32(1 / scale) : 1;
+    const support = Math.max(scale, 1), invscale = scale >= 1 ? f32(1 / scale) : 1;
     const max_size = Math.ceil(support) * 2 + 1;
     const weights = [];
     for (let i = 0; i < output_size; i++) {
@@ -184,30 +183,24 @@ var MnistStyle = (function () {
     return out;
   }
 
-  // (row, column) of the centre of mass of an image, in pixels counted from 0 (the sums in float64, as the notebook's).
-  function centre_of_mass(image) {
-    let mass = 0, rows = 0, columns = 0;
-    for (let row = 0; row < image.height; row++) {
-      for (let column = 0; column < image.width; column++) {
-        const value = image.data[row * image.width + column];
+  // Scale the longer side to `box` pixels; paste with the centre of mass at pixel (centre, centre).
+  function centred_in_field(ink, box = DEFAULTS.centred_in_field.box, field_size = DEFAULTS.centred_in_field.field_size,
+                            centre = DEFAULTS.centred_in_field.centre) {
+    const scale = box / Math.max(ink.height, ink.width);
+    const [height, width] = [ink.height, ink.width].map(side => Math.max(1, nearest_pixel(side * scale)));
+    const across = width !== ink.width ? resized_along(ink, width, true) : ink;  // F.interpolate: the width first
+    const resized = height !== ink.height ? resized_along(across, height, false) : across;
+    const digit = each_pixel(resized, value => Math.min(Math.max(value, 0), 1));  // .clamp(0, 1)
+    let mass = 0, rows = 0, columns = 0;  // the centre of mass, its sums in float64 as the notebook's
+    for (let row = 0; row < height; row++) {
+      for (let column = 0; column < width; column++) {
+        const value = digit.data[row * width + column];
         mass += value;
         rows += row * value;
         columns += column * value;
       }
     }
-    return [rows / mass, columns / mass];
-  }
-
-  // Scale the longer side to `box` pixels; paste with the centre of mass at pixel (centre, centre).
-  function centred_in_field(ink, box = DEFAULTS.centred_in_field.box,
-                            field_size = DEFAULTS.centred_in_field.field_size,
-                            centre = DEFAULTS.centred_in_field.centre) {
-    const scale = box / Math.max(ink.height, ink.width);
-    const height = Math.max(1, nearest_pixel(ink.height * scale)), width = Math.max(1, nearest_pixel(ink.width * scale));
-    const across = width !== ink.width ? resized_along(ink, width, true) : ink;  // F.interpolate: the width first
-    const resized = height !== ink.height ? resized_along(across, height, false) : across;
-    const digit = each_pixel(resized, value => Math.min(Math.max(value, 0), 1));  // .clamp(0, 1)
-    const [centre_row, centre_column] = centre_of_mass(digit);
+    const centre_row = rows / mass, centre_column = columns / mass;
     const top = Math.min(Math.max(nearest_pixel(centre - centre_row), 0), field_size - height);
     const left = Math.min(Math.max(nearest_pixel(centre - centre_column), 0), field_size - width);
     const field = zeros(field_size, field_size);
@@ -226,8 +219,7 @@ var MnistStyle = (function () {
       throw new Error(`the digit is only ${ink.height} x ${ink.width} pixels: too small to read; expected at ` +
                       `least ${NOTEBOOK.MIN_DIGIT} pixels for its height or width`);
     }
-    const mask = Uint8Array.from(ink.data, value => (value > 0.5 ? 1 : 0));
-    if (Math.max(ink.height, ink.width) < NOTEBOOK.DOT * stroke_width(mask, ink.height, ink.width)) {
+    if (Math.max(ink.height, ink.width) < NOTEBOOK.DOT * stroke_width(ink)) {
       throw new Error(`a dot, not a digit: the ink (${ink.height} x ${ink.width} pixels) is hardly longer than ` +
                       "its stroke is wide; draw the whole digit, large");
     }
