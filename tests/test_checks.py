@@ -40,33 +40,25 @@ def test_the_notebooks_own_defaults_and_edge_values_pass():
     assert checks.parameter_problems(DEFAULTS) == checks.parameter_problems({**DEFAULTS, **edges}) == []
 
 
-def test_a_device_named_that_is_not_here_is_refused():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
-    with pytest.raises(ValueError, match="DEVICE = 'cuda' cannot be used here: there is no NVIDIA GPU here; set"):
-        checks.check_and_fetch({**DEFAULTS, "DEVICE": "cuda"})
-
-
-@pytest.fixture
-def p100(monkeypatch):
-    """A P100 (compute capability 6.0), as some hosted notebooks still hand out, under a torch without its kernels."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 0))
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla P100-PCIE-16GB")
-    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100"])
-
-
-def test_a_gpu_this_torch_build_cannot_drive_is_named_before_auto_would_pick_it(p100):
-    with pytest.raises(ValueError, match=r"DEVICE = 'auto' would train on the NVIDIA GPU, but Tesla P100-PCIE-16GB "
-                                         r"\(compute capability 6\.0\) has no kernels in this PyTorch build"):
-        checks.check_and_fetch(DEFAULTS)
-
-
-@pytest.mark.parametrize("built", [["sm_60", "sm_70"], ["compute_50"]])  # its generation's code, or PTX
-def test_a_gpu_with_kernels_for_its_generation_or_ptx_is_usable(p100, monkeypatch, built):
-    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: built)
-    assert (checks.device_problem("cuda"), checks.device_problem("cuda:1")) == (None, "there is no GPU number 1 here")
+@pytest.mark.parametrize(("gpus", "built", "device", "refusal"), [
+    (0, [], "cuda", "DEVICE = 'cuda' cannot be used here: there is no NVIDIA GPU here; set"),
+    (1, ["sm_75", "sm_80", "sm_90", "sm_100"], "auto", r"DEVICE = 'auto' would train on the NVIDIA GPU, but "
+     r"Tesla P100-PCIE-16GB \(compute capability 6\.0\) has no kernels in this PyTorch build"),
+    (1, ["sm_60", "sm_70"], "cuda:1", "DEVICE = 'cuda:1' cannot be used here: there is no GPU number 1 here"),
+    (1, ["sm_60", "sm_70"], "cuda", None),  # kernels for its generation
+    (1, ["compute_50"], "cuda", None),  # or PTX
+])
+def test_a_device_that_cannot_train_here_is_refused_naming_why(monkeypatch, gpus, built, device, refusal):
+    """A P100 (compute capability 6.0), as some hosted notebooks still hand out, under various torch builds."""
+    for name, fake in {"is_available": lambda: gpus > 0, "device_count": lambda: gpus, "get_arch_list": lambda: built,
+                       "get_device_capability": lambda device=None: (6, 0),
+                       "get_device_name": lambda device=None: "Tesla P100-PCIE-16GB"}.items():
+        monkeypatch.setattr(torch.cuda, name, fake)
+    if refusal is None:
+        assert checks.device_problem(device) is None
+    else:
+        with pytest.raises(ValueError, match=refusal):
+            checks.check_and_fetch({**DEFAULTS, "DEVICE": device})
 
 
 def test_folders_that_cannot_be_written_are_all_named_before_any_data_is_fetched(tmp_path, monkeypatch):
@@ -80,8 +72,7 @@ def test_folders_that_cannot_be_written_are_all_named_before_any_data_is_fetched
 
 
 def in_read_only_mount(source: Path, mount_point: Path, code: str) -> subprocess.CompletedProcess:
-    """Run Python `code` in a mount namespace of its own where mount_point is `source`, bind-mounted read-only: a real
-    read-only file system (root could write through mere permissions), gone when the process ends."""
+    """Run Python `code` where mount_point is `source` bind-mounted read-only, in a mount namespace of its own."""
     if not shutil.which("unshare"):
         pytest.skip("unshare (util-linux) is missing")
     mount_point.mkdir(parents=True, exist_ok=True)
@@ -103,11 +94,11 @@ def test_a_read_only_data_root_is_used_when_it_holds_the_verified_files_and_refu
     read_only, empty = tmp_path / "read-only", tmp_path / "empty"
     (empty / "MNIST" / "raw").mkdir(parents=True)
     (empty / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"not MNIST")
+    call = (f"checks.check_and_fetch(dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, OUTPUT_DIR={str(tmp_path)!r}))"
+            if entry == "check_and_fetch" else f"mnist_data.main([{str(read_only)!r}])")
     code = ("from handwritten_digits import checks, mnist_data\n"
-            "mnist_data.SOURCES[:] = [('a source', lambda scratch: print('FETCHED'))]\n"
-            + (f"checks.check_and_fetch(dict({DEFAULTS!r}, DATA_ROOT={str(read_only)!r}, "
-               f"OUTPUT_DIR={str(tmp_path / 'out')!r}))\n" if entry == "check_and_fetch" else
-               f"mnist_data.main([{str(read_only)!r}])\n") + f"open({str(read_only / 'probe')!r}, 'w')\n")
+            f"mnist_data.SOURCES[:] = [('a source', lambda scratch: print('FETCHED'))]\n{call}\n"
+            f"open({str(read_only / 'probe')!r}, 'w')\n")
     done = in_read_only_mount(mnist_root, read_only, code)
     assert f"MNIST files verified in {read_only}/MNIST/raw" in done.stdout, done.stderr
     assert done.stderr.strip().endswith(f"Read-only file system: '{read_only / 'probe'}'")  # truly read-only

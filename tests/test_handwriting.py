@@ -2,20 +2,18 @@
 
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from unittest.mock import Mock, call
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image, ImageDraw, ImageFilter
 from torchvision import datasets
 
 from handwritten_digits import notebook
 from handwritten_digits.images import open_image
 from scripts import make_examples
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +36,9 @@ def ink_box(field: np.ndarray) -> np.ndarray:
     return np.array([rows.min(), rows.max(), columns.min(), columns.max()])
 
 
-def drawn(strokes: list[list[tuple[int, int]]]) -> np.ndarray:
+def drawn(strokes: list[list[tuple[int, int]]], pad=None) -> np.ndarray:
     """What the notebook's 280 x 280 drawing pad holds after these strokes (each a list of points)."""
-    pad = notebook.DrawingPad(lambda image: None)
+    pad = pad or notebook.DrawingPad(lambda image: None)
     for points in strokes:
         pad.mouse_down(*points[0])
         for point in points[1:]:
@@ -50,11 +48,10 @@ def drawn(strokes: list[list[tuple[int, int]]]) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("scale", "top", "left"), [(1.5, 0, 0), (2.1, 5, 3), (3.3, 17, 101), (5.0, 50, 90)])
-def test_shifted_scaled_inverted_digit_comes_back_close_to_the_original_centred_on_its_mass(mnist_digits, scale, top,
-                                                                                            left):
+def test_a_shifted_scaled_inverted_digit_comes_back_boxed_and_centred_as_mnist_did(mnist_digits, scale, top, left):
     fields = np.stack([notebook.mnist_style(on_large_canvas(digit, scale, top, left)) for digit in mnist_digits[0]])
     assert (fields.shape, fields.dtype) == ((100, 28, 28), np.float32)
-    for field, digit in zip(fields, mnist_digits[0], strict=True):
+    for field, digit in zip(fields, mnist_digits[0], strict=True):  # the longer side scaled to 20 pixels, as MNIST's
         assert np.abs(ink_box(field) - ink_box(digit / 255)).max() <= 1  # every edge within one pixel
     differences = np.abs(fields - mnist_digits[0] / 255).mean(axis=(1, 2))
     assert np.mean(differences) < 0.045
@@ -62,14 +59,6 @@ def test_shifted_scaled_inverted_digit_comes_back_close_to_the_original_centred_
     for pixel_index in np.indices((28, 28)):  # rows, then columns: MNIST's centre of mass is pixel (14, 14)
         centres = (fields * pixel_index).sum(axis=(1, 2)) / fields.sum(axis=(1, 2))
         assert np.abs(centres - 14).max() <= 0.5 + 1e-3  # nearest_pixel takes within a thousandth of a half as the half
-
-
-def test_longer_side_is_scaled_to_twenty_pixels():
-    bar = np.zeros((300, 90), dtype=np.uint8)
-    bar[20:280, 30:60] = 255  # a tall white bar on black
-    rows, columns = np.nonzero(notebook.mnist_style(bar) > 0.5)
-    assert rows.max() - rows.min() + 1 in (19, 20, 21)
-    assert columns.max() - columns.min() + 1 < 6
 
 
 def test_digits_disguised_as_photos_are_read_and_blank_sheets_refused(mnist_digits, trained_digit_reader):
@@ -90,34 +79,29 @@ def test_digits_disguised_as_photos_are_read_and_blank_sheets_refused(mnist_digi
     (np.full((28, 28), np.nan), ValueError, "expected pixels of .* floats from 0 to 1"),
     ([[0, 1], [1, 0]], TypeError, "expected a PIL image, a NumPy array or a tensor, not list"),
     (ROOT / "assets" / "example_drawing_7.png", TypeError, r"not PosixPath .*Image\.open"),
+    *[(drawn([[(140, 140), (140 + drag, 140)]]), ValueError, "^a dot, not a digit: .* large$") for drag in (0, 6, 10)],
+    (drawn([[(140, 105), (140, 175)]]), None, None),  # but a 1 a quarter of the canvas tall is read
 ])
-def test_what_is_not_an_image_of_a_digit_is_refused_saying_what_was_expected(bad, error, message):
-    with pytest.raises(error, match=message):
-        notebook.mnist_style(bad)
+def test_what_is_not_an_image_of_a_digit_or_is_a_tap_on_the_canvas_is_refused_saying_why(bad, error, message):
+    with pytest.raises(error, match=message) if error else nullcontext():
+        assert notebook.mnist_style(bad).shape == (28, 28)
 
 
-def small(size: int):
-    return lambda digits: np.pad(np.asarray(Image.fromarray(digits[7]).resize((size, size), Image.BILINEAR)), 20)
+@pytest.mark.parametrize(("size", "readable"), [(8, False), (10, False), (16, True)])  # MNIST's digits: 20 pixels
+def test_a_digit_too_small_to_read_is_refused(mnist_digits, size, readable):
+    small = np.pad(np.asarray(Image.fromarray(mnist_digits[0][7]).resize((size, size), Image.BILINEAR)), 20)
+    with nullcontext() if readable else pytest.raises(ValueError, match="too small to read"):
+        assert notebook.mnist_style(small).shape == (28, 28)
 
 
-@pytest.mark.parametrize(("make", "refusal"), [(small(8), "too small to read"), (small(10), "too small to read"),
-                                               (small(16), None)] + [  # MNIST's digit: 20 pixels
-    (lambda digits, drag=drag: drawn([[(140, 140), (140 + drag, 140)]]), "^a dot, not a digit: .* large$")
-    for drag in (0, 6, 10)] + [(lambda digits: drawn([[(140, 105), (140, 175)]]), None)])  # a 1, a quarter tall
-def test_a_digit_too_small_to_read_or_a_tap_on_the_canvas_is_refused_but_a_short_1_is_read(mnist_digits, make, refusal):
-    with pytest.raises(ValueError, match=refusal) if refusal else nullcontext():
-        assert notebook.mnist_style(make(mnist_digits[0])).shape == (28, 28)
-
-
-@pytest.mark.parametrize(("digit", "edge_to_edge", "with_margin"), [
+@pytest.mark.parametrize(("digit", "to_the_edges", "inset"), [
     (0, [[(140, 0), (60, 70), (60, 210), (140, 279), (220, 210), (220, 70), (140, 0)]],  # a 0, top to bottom
      [[(140, 40), (85, 90), (85, 190), (140, 240), (195, 190), (195, 90), (140, 40)]]),
     (7, [[(20, 0), (260, 0), (120, 279)]], [[(60, 50), (220, 50), (130, 240)]]),  # a 7 whose bar is the top edge
     (1, [[(140, 0), (140, 279)]], [[(140, 40), (140, 240)]]),  # a 1 from the top edge to the bottom one
 ])
-def test_canvas_drawings_that_touch_the_edges_are_read_like_the_same_with_a_margin(trained_digit_reader, digit,
-                                                                                   edge_to_edge, with_margin):
-    assert trained_digit_reader(drawn(with_margin))[0] == trained_digit_reader(drawn(edge_to_edge))[0] == digit
+def test_canvas_drawings_touching_the_edges_read_as_with_a_margin(trained_digit_reader, digit, to_the_edges, inset):
+    assert trained_digit_reader(drawn(inset))[0] == trained_digit_reader(drawn(to_the_edges))[0] == digit
 
 
 def test_fine_pen_strokes_are_thickened_towards_mnist_width_and_ordinary_ones_are_not(mnist_digits):
@@ -142,11 +126,7 @@ def test_drawing_pad_hands_each_stroke_to_the_callback_and_mirrors_it_on_the_can
     pad = notebook.DrawingPad(lambda image: strokes.append(np.asarray(image).copy()), 280, 20, canvas)
     pad.mouse_move(10, 10)  # moving or letting go without pressing draws nothing
     pad.mouse_up(10, 10)
-    pad.mouse_down(140, 40)  # a vertical stroke, a 1
-    pad.mouse_move(140, 150)
-    pad.mouse_up(140, 250)
-    pad.mouse_down(60, 60)
-    pad.mouse_up(60, 60)  # a dot is a stroke too
+    drawn([[(140, 40), (140, 150), (140, 250)], [(60, 60)]], pad)  # a vertical stroke, a 1, then a dot: a stroke too
     assert len(strokes) == 2
     assert (ink_box(strokes[0]) == (30, 260, 130, 150)).all()  # round ends, 20 px wide
     canvas.stroke_line.assert_any_call(140, 40, 140, 150)
