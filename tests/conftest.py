@@ -1,12 +1,15 @@
-"""Test set-up: the notebook runs in quick mode, real MNIST is at hand, and a trained network is read from the committed
-weights file instead of being trained for every session."""
+"""Shared set-up: quick mode, real MNIST, the committed run's network (read, not trained), the notebook's 1st cells."""
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from handwritten_digits import notebook
 from handwritten_digits.weights import CONVOLUTIONS, network_for, read_weights_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +32,9 @@ def mnist_data(mnist_root) -> tuple:
     """(training, validation) pairs of 2,000 and 500 real MNIST images, normalised as the notebook does, on the CPU."""
     from torchvision import datasets
 
-    from handwritten_digits import notebook
-
     mnist = datasets.MNIST(str(mnist_root), train=True)
     images = notebook.to_model_input(mnist.data[:2_500], 0.1307, 0.3081, torch.device("cpu"))
-    labels = mnist.targets[:2_500]
-    return (images[:2_000], labels[:2_000]), (images[2_000:], labels[2_000:])
+    return (images[:2_000], mnist.targets[:2_000]), (images[2_000:], mnist.targets[2_000:2_500])
 
 
 def network_from_weights(exported: dict):
@@ -47,8 +47,7 @@ def network_from_weights(exported: dict):
 
 @pytest.fixture(scope="session")
 def committed_network():
-    """(DigitCNN, mean, std): the committed run's network, as the static page runs it (assets/digit_cnn_weights.js:
-    batch norm folded into the convolutions, which computes what the trained network computes), read in a second."""
+    """(DigitCNN, mean, std) of the committed run, as the static page runs it (batch norm folded into convolutions)."""
     exported = read_weights_script(ROOT / "assets" / "digit_cnn_weights.js")
     return network_from_weights(exported), exported["mean"], exported["std"]
 
@@ -56,19 +55,16 @@ def committed_network():
 @pytest.fixture(scope="session")
 def trained_digit_reader(committed_network):
     """A function image -> (digit, ten probabilities) with a really trained network (the committed run's)."""
-    from handwritten_digits import notebook
-
     model, mean, std = committed_network
-    cpu = torch.device("cpu")
-    return lambda image: notebook.predict_digit(model, image, mean, std, cpu)
+    return lambda image: notebook.predict_digit(model, image, mean, std, torch.device("cpu"))
 
 
-@pytest.fixture
-def saved_network(tmp_path, committed_network) -> Path:
-    """The committed run's network saved as a checkpoint, as the tools read one (for scripts that take --model)."""
-    from handwritten_digits.checkpoints import save_checkpoint
-
-    model, mean, std = committed_network
-    path = tmp_path / "digit_cnn.pt"
-    save_checkpoint(model, path, mean, std)
-    return path
+def run_first_cells(tmp_path: Path, count: int, *parameters: str, env: dict | None = None):
+    """The first `count` code cells of the notebook through papermill's command line, given `NAME=VALUE` as make run."""
+    notebook = json.loads(NOTEBOOK.read_text())
+    notebook["cells"] = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"][:count]
+    (first := tmp_path / "first-cells.ipynb").write_text(json.dumps(notebook))
+    pairs = [word for parameter in parameters for word in ("-p", *parameter.split("=", 1))]
+    return subprocess.run([sys.executable, "-m", "papermill", str(first), str(tmp_path / "executed.ipynb"), "--cwd",
+                           str(ROOT), "-k", "python3", "--no-progress-bar", "--log-output", *pairs],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})

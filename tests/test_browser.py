@@ -1,46 +1,36 @@
-"""A real browser draws a digit on the notebook's canvas, in JupyterLab and in Notebook 7 on localhost; `browser` is
-the headless Chromium (Debian's, which .ci/run installs) of every browser test. Skipped where the browser or Playwright
-is missing, except in CI (CI set), where that is a failure."""
+"""The notebook's canvas in a real browser, in JupyterLab and Notebook 7; `browser` is every browser test's Chromium."""
 
-import contextlib
 import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from conftest import NOTEBOOK, ROOT
 
 pytestmark = pytest.mark.slow  # the slow tier: make test-slow
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = "HandWrittenDigitsRecognition.ipynb"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FRONTENDS = {"lab": "lab/tree/lab", "notebook7": "notebooks/notebook7"}  # URL of each copy of the notebook
+FRONTENDS = {"lab": "lab/tree/lab.ipynb", "notebook7": "notebooks/notebook7.ipynb"}  # a copy of the notebook each
 SETTINGS = {
     "notebook-extension/tracker": {"windowingMode": "none"},  # every cell in the page, not only those in view
-    "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},  # no network, no pop-up
-}
+    "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}  # no network, no pop-up
 
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium, driven by Playwright."""
+    """Debian's headless Chromium, driven by Playwright; where either is missing, skipped (failed in CI)."""
     if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
         reason = "Debian's chromium or the playwright package is not installed"
         pytest.fail(f"{reason}: CI must run the browser tests") if os.environ.get("CI") else pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:  # as root in a container Chromium needs --no-sandbox; the rest keep
-        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=[  # it from reaching for Google's servers
+        yield driver.chromium.launch(executable_path=CHROMIUM, args=[  # it from reaching for Google's servers
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
             "--disable-background-networking", "--disable-component-update"])
-        yield chromium
-        chromium.close()
 
 
 def stroke(tab, canvas, points: list[tuple[float, float]], touch: bool = False) -> None:
@@ -64,35 +54,28 @@ def stroke(tab, canvas, points: list[tuple[float, float]], touch: bool = False) 
 def jupyter_server(tmp_path_factory, mnist_root):
     """One Jupyter server on localhost serving a copy of the notebook per front end, in quick mode."""
     base = tmp_path_factory.mktemp("browser")
+    (work := base / "work").mkdir()
     for frontend in FRONTENDS:  # the committed notebook is never touched; the package is installed
-        (work := base / "work" / frontend).mkdir(parents=True)
-        shutil.copy(ROOT / NOTEBOOK, work / NOTEBOOK)
-        (work / "data").symlink_to(mnist_root)
-        (work / "assets").symlink_to(ROOT / "assets")
+        shutil.copy(NOTEBOOK, work / f"{frontend}.ipynb")
+    (work / "data").symlink_to(mnist_root)
+    (work / "assets").symlink_to(ROOT / "assets")
     for name, values in SETTINGS.items():
-        (path := base / "settings" / "@jupyterlab" / f"{name}.jupyterlab-settings").parent.mkdir(parents=True)
+        (path := base / "@jupyterlab" / f"{name}.jupyterlab-settings").parent.mkdir(parents=True)
         path.write_text(json.dumps(values))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address, token = f"http://127.0.0.1:{probe.getsockname()[1]}", os.urandom(16).hex()
     with open(base / "jupyter.log", "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-             f"--port={address.rsplit(':', 1)[1]}", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={base / 'work'}", "--LabApp.expose_app_in_browser=True",
-             "--JupyterNotebookApp.expose_app_in_browser=True"], cwd=base, stdout=log,
-            stderr=subprocess.STDOUT, env={**os.environ, "MNIST_QUICK": "1", "MNIST_PROGRESS": "0",
-                                           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
-                                           "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")})
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", "--port=0",
+             f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+             "--JupyterNotebookApp.expose_app_in_browser=True"], cwd=base, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "MNIST_PROGRESS": "0", "JUPYTER_RUNTIME_DIR": str(base),  # where it writes its address
+                 "JUPYTERLAB_SETTINGS_DIR": str(base), "JUPYTERLAB_WORKSPACES_DIR": str(base)})
     try:
-        for _ in range(180):  # 90 seconds or more
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{address}/api/status?token={token}", timeout=2)
-                break
+        deadline = time.monotonic() + 90
+        while not (base / f"jpserver-{server.pid}-open.html").exists():  # written after the .json one, once it listens
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Jupyter server did not start:\n{(base / 'jupyter.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        else:
-            raise RuntimeError(f"the Jupyter server did not start:\n{(base / 'jupyter.log').read_text()[-3000:]}")
-        yield address, token
+        yield json.loads((base / f"jpserver-{server.pid}.json").read_text())  # its url, token, ...
     finally:
         server.terminate()  # the server shuts its kernels down
         server.wait(timeout=30)
@@ -100,9 +83,8 @@ def jupyter_server(tmp_path_factory, mnist_root):
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
 def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, browser, frontend):
-    address, token = jupyter_server
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(f"{address}/{FRONTENDS[frontend]}/{NOTEBOOK}?token={token}")
+    page.goto(f"{jupyter_server['url']}{FRONTENDS[frontend]}?token={jupyter_server['token']}")
     page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel"
                            "?.connectionStatus === 'connected'", timeout=120_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

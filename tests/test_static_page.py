@@ -1,5 +1,4 @@
-"""The static page (make html) in headless Chromium, opened from disk: its JavaScript network and mnist_style are held
-to PyTorch running the committed weights file and to the notebook's, within 1e-5, on MNIST images and on drawings."""
+"""The static page opened from disk in headless Chromium: its network and mnist_style equal PyTorch's, within 1e-5."""
 
 import base64
 import io
@@ -28,8 +27,7 @@ def tab(browser, tmp_path_factory):  # noqa: F811
     tab.route(lambda url: not url.startswith("file:"), lambda route: tab.fetched.append(route.request.url)
               or route.abort())
     tab.goto(page.as_uri(), wait_until="load")
-    yield tab
-    tab.close()
+    return tab  # closed with the browser
 
 
 def canvas_pixels(tab, canvas: str = ".live-digit-pad") -> np.ndarray:
@@ -87,11 +85,11 @@ def test_page_makes_the_field_mnist_style_makes_and_refuses_what_it_refuses(tab)
         try { return Array.from(MnistStyle.mnist_style({...image, bytes: bytes}).data); }
         catch (error) { return error.message; }
     })""", [{"height": 280, "width": 280, "bytes": base64.b64encode(image.tobytes()).decode()} for image in images])
-    assert [have for have in on_page if isinstance(have, str)] == [want for want in expected if isinstance(want, str)]
-    assert max(np.abs(np.reshape(have, (28, 28)) - want).max() for have, want in zip(on_page, expected, strict=True)
-               if not isinstance(want, str)) < TOLERANCE
-    assert all(isinstance(want, str) for want in expected[-4:])
-    assert sum(isinstance(want, np.ndarray) for want in expected) >= 25
+    for have, want in zip(on_page, expected, strict=True):  # the same refusal, or the same field within TOLERANCE
+        assert have == want if isinstance(want, str) else np.abs(np.reshape(have, (28, 28)) - want).max() < TOLERANCE
+    refused = [isinstance(want, str) for want in expected]
+    assert refused[-4:] == [True] * 4  # the four above
+    assert sum(refused) <= 9  # and few of the strokes
 
 
 def test_mouse_and_finger_strokes_read_as_predict_digit_and_clear_empties_the_canvas(tab, committed_network):
