@@ -7,7 +7,6 @@ import argparse
 import statistics
 import time
 
-import matplotlib
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -112,21 +111,7 @@ def main(args: argparse.Namespace) -> dict:
               + (f"; {row['speedup_time_to_target']:.1f}x faster to 99 % than the classic example"
                  if "speedup_time_to_target" in row else ""))
     common.write_json(args.output_dir / "speed_vs_classic.json", summary)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for recipe, label in LABELS.items():  # seed 0's full-length run (seed 1 for the classic example)
-        r = summary[recipe]["runs"][0]
-        ax.plot([sum(r["epoch_seconds"][: i + 1]) for i in range(r["epochs"])], [100 * a for a in r["test_accuracy"]],
-                "o-", label=label)
-    ax.axhline(100 * TARGET, color="gray", linestyle="--", linewidth=1, label="99 %")
-    ax.set(xscale="log", xlabel="training time (s, log scale)", ylabel="test accuracy (%)",
-           title=f"Test accuracy after each epoch\n{summary['machine']}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.output_dir / "speed_vs_classic.png", dpi=90)
-    print(f"wrote speed_vs_classic.json and .png in {args.output_dir}")
+    print(f"wrote speed_vs_classic.json in {args.output_dir}")
     return summary
 
 

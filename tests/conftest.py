@@ -1,11 +1,13 @@
 """Shared set-up: quick mode, real MNIST, the committed run's network (read, not trained), the notebook's 1st cells."""
 
+import ast
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import papermill
 import pytest
 import torch
 
@@ -14,6 +16,9 @@ from handwritten_digits.weights import CONVOLUTIONS, network_for, read_weights_s
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
+# The notebook's parameters cell, as papermill reads it: {"EPOCHS": 15, "BATCH_SIZE": 128, ...}.
+DEFAULTS = {name: ast.literal_eval(parameter["default"])
+            for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()}
 os.environ["MNIST_QUICK"] = "1"  # read by the notebook's parameters cell, in the kernel nbval starts
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures without a display, in these tests and their kernels
 

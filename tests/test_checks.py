@@ -1,6 +1,5 @@
 """What the set-up cell checks (handwritten_digits.checks), in-process, and a data folder on a real read-only mount."""
 
-import json
 import os
 import re
 import shutil
@@ -10,13 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DEFAULTS
 
 from handwritten_digits import checks
-
-CELLS = json.loads((Path(__file__).parents[1] / "HandWrittenDigitsRecognition.ipynb").read_text())["cells"]
-exec("".join(next(cell["source"] for cell in CELLS if "parameters" in cell["metadata"].get("tags", []))),
-     NOTEBOOK := {})  # runs the notebook's parameters cell
-DEFAULTS = {name: NOTEBOOK[name] for name in checks.PARAMETERS}
 
 
 @pytest.mark.parametrize("values", [  # in the parameters cell's order
