@@ -92,12 +92,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # torchviz needs Graphviz's `dot` program: installed here where that is possible (root on Debian/Ubuntu),
-# otherwise the notebook shows a pre-rendered graph and says how to install it.
+# otherwise the notebook says in one line what to install (assets/architecture.svg is a pre-rendered copy).
 graphviz:
 	@command -v dot >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
-	      || echo "note: could not install graphviz; the notebook will show the pre-rendered graph"; \
+	      || echo "note: could not install graphviz; the notebook goes on without its graph"; \
 	  else \
 	    echo "note: Graphviz's dot is missing; install it (apt-get install graphviz / brew install graphviz / conda install graphviz) to render the graph"; \
 	  fi; }

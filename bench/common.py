@@ -5,15 +5,14 @@ import ast
 import json
 import platform
 import re
-import tempfile
 from pathlib import Path
 
 import papermill
 import torch
 from torchvision import datasets
 
-from handwritten_digits import notebook
-from handwritten_digits.checks import device_problem
+from handwritten_digits import checks, notebook
+from handwritten_digits.files import atomic_write, folder_problem
 from handwritten_digits.mnist_data import ensure_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,17 +54,16 @@ def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epoch
 
 
 def write_json(path: Path, data: dict) -> None:
-    """`data` as JSON in `path`, through a temporary file: never a half-written result."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    partial.replace(path)
+    """`data` as JSON in `path`, written whole (files.atomic_write)."""
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def device(name: str) -> str:
-    """A `type=` for --device: one PyTorch can name, that is here and that the installed PyTorch can drive."""
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+    """A `type=` for --device: one PyTorch can name (the parameters cell's rule, "auto" aside), usable here."""
+    if name == "auto" or checks.parameter_problems({**DEFAULTS, "DEVICE": name}):
         raise argparse.ArgumentTypeError(f"must be 'cpu', 'mps', 'cuda' or 'cuda:N' (N a number), not {name!r}")
-    if problem := device_problem(name):
+    if problem := checks.device_problem(name):
         raise argparse.ArgumentTypeError(f"{name!r} cannot be used here: {problem}; choose another device "
                                          "(--device cpu always works)")
     return name
@@ -73,12 +71,9 @@ def device(name: str) -> str:
 
 def writable_folder(text: str) -> Path:
     """A `type=` for an output folder: created if missing, and refused (before any training) unless it takes a file."""
-    try:
-        (folder := Path(text).expanduser()).mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as error:
-        raise argparse.ArgumentTypeError(f"cannot write in the folder {text!r} ({error.strerror}): give a folder you "
-                                         "can write to (it is created if missing)") from None
+    if problem := folder_problem(folder := Path(text).expanduser()):
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {text!r} ({problem}): give a folder you can "
+                                         "write to (it is created if missing)")
     return folder
 
 
@@ -104,7 +99,7 @@ def training_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
     parser.add_argument("--epochs", type=at_least(1), default=DEFAULTS["EPOCHS"], help="default: the notebook's")
     parser.add_argument("--seeds", type=at_least(1), default=3, help="seeds 0 to N-1 (default 3)")
-    parser.add_argument("--device", type=device, default="cpu" if device_problem("cuda") else "cuda")
+    parser.add_argument("--device", type=device, default="cpu" if checks.device_problem("cuda") else "cuda")
     parser.add_argument("--data-root", default=DEFAULTS["DATA_ROOT"])
     parser.add_argument("--limit", type=at_least(1), default=None, help=argparse.SUPPRESS)
     return parser

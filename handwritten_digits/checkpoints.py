@@ -8,8 +8,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from .files import atomic_write, first_line
-from .images import regular_file
+from .files import atomic_write, first_line, regular_file
 
 
 def check_checkpoint(checkpoint: dict, model: nn.Module, path) -> None:

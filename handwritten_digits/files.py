@@ -43,3 +43,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
                           "unchanged): free some space or choose a folder you can write to") from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def regular_file(path) -> Path:
+    """The path, if it names a regular file: a folder, a pipe or a device would be misread or waited on forever."""
+    if (path := Path(path)).is_file():
+        return path
+    if path.exists():
+        raise ValueError(f"{path} is not a regular file (a folder, a pipe or a device?): expected a file")
+    raise FileNotFoundError(f"{path}: no such file; check the name and the folder")

@@ -1,25 +1,15 @@
 """Image files read safely, for the notebook's Part II (D) and the tools: `open_image(path)` gives a photo's or scan's
 grey pixels, upright, or an error that names the file and says what is wrong with it."""
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image, ImageOps
 
-
-def regular_file(path) -> Path:
-    """The path, if it names a regular file: a folder, a pipe or a device would be misread or waited on forever."""
-    if (path := Path(path)).is_file():
-        return path
-    if path.exists():
-        raise ValueError(f"{path} is not a regular file (a folder, a pipe or a device?): expected a file")
-    raise FileNotFoundError(f"{path}: no such file; check the name and the folder")
+from .files import regular_file
+from .notebook import PHOTO_SIZE
 
 
 def open_image(path) -> np.ndarray:
     """An image file -> 2-D float32 grey array (0 black .. 1 white), upright as its EXIF orientation says."""
-    from .notebook import PHOTO_SIZE  # here, not at the top: regular_file alone must not load the notebook's module
-
     path = regular_file(path)
     try:
         with Image.open(path) as opened:

@@ -129,7 +129,7 @@ def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, w
 
 def check_learning(epoch: int, loss: float, val_accuracy: float, learning_rate: float) -> None:
     """Stop a training whose loss is no longer a number; warn when the first epoch left the network at chance."""
-    rate = f"the learning rate {learning_rate:g} (LEARNING_RATE; the notebook's is 0.15)"
+    rate = f"the learning rate {learning_rate:g} (LEARNING_RATE)"
     if not math.isfinite(loss):
         raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: training diverged; {rate} is too high")
     if epoch == 1 and val_accuracy < 0.2:
@@ -268,7 +268,7 @@ def disguise_as_photo(digit: np.ndarray, rng: np.random.Generator, size: tuple[i
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part II, D. Your own handwriting (optional; needs only Part I)
 
-PAPER_CONTRAST = 4.9  # how many times the paper's own unevenness the ink must stand out by (measured below)
+PAPER_CONTRAST = 4.9  # how many times the paper's own unevenness the ink must stand out by (docs/handwriting.md)
 
 
 def ink_above_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -303,9 +303,8 @@ def crop_to(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def nearest_pixel(position: float) -> int:
-    """The nearest whole pixel, halves rounded up, as in JavaScript (Python's round() takes halves to the even
-    number); within a thousandth of a half counts as the half, so that the last bits of a sum, which differ between
-    PyTorch and a browser, never decide where a symmetric digit goes."""
+    """The nearest whole pixel, halves rounded up as the static page's JavaScript rounds them (with a thousandth of
+    slack, so that the last bits of a sum, which differ between PyTorch and a browser, never decide)."""
     return math.floor(position + 0.5 + 1e-3)
 
 
@@ -390,7 +389,7 @@ def to_grayscale(image) -> np.ndarray:
 # Taught in Part II, D. Your own handwriting (optional; needs only Part I)
 
 MIN_DIGIT = 8  # pixels: the network reads smaller digits mostly wrong (measured below)
-DOT = 3.4  # a dot, not a digit: ink whose longer side is under DOT times its stroke width (measured below)
+DOT = 3.4  # a dot, not a digit: ink whose longer side is under DOT times its stroke width (docs/handwriting.md)
 PHOTO_SIZE = 1024  # pixels: a larger image is first shrunk to this, as a camera of about 1 megapixel would take it
 
 

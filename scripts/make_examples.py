@@ -15,7 +15,7 @@ from torchvision import datasets
 
 from handwritten_digits import notebook
 from handwritten_digits.files import atomic_write
-from handwritten_digits.mnist_data import ensure_mnist
+from handwritten_digits.mnist_data import MnistUnavailableError, ensure_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,10 @@ def pen_drawing_of_a_seven(size: int = 240) -> Image.Image:
 
 
 def main(folder: Path = ROOT / "assets") -> None:
-    ensure_mnist(ROOT / "data", log=lambda _: None)
+    try:
+        ensure_mnist(ROOT / "data", log=lambda _: None)
+    except MnistUnavailableError as error:
+        raise SystemExit(f"error: {error}") from None
     test = datasets.MNIST(str(ROOT / "data"), train=False)
     rng = np.random.default_rng(2026)
     images = {f"example_photo_{test.targets[i].item()}.png":
