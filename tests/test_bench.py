@@ -19,7 +19,6 @@ import speed_vs_classic
 
 
 @pytest.mark.parametrize(("parse", "argv", "message"), [
-    (speed_vs_classic.parse_args, ["--epochs", "0"], "argument --epochs: must be a whole number of at least 1"),
     (speed_vs_classic.parse_args, ["--classic-epochs", "2.5"], "argument --classic-epochs: must be a whole number"),
     (recipe_ladder.parse_args, ["--seeds", "-3"], "argument --seeds: must be a whole number of at least 1, not '-3'"),
     (handwriting_devset.parse_args, ["--seed", "-1"], "argument --seed: must be a whole number of at least 0"),
@@ -29,7 +28,7 @@ import speed_vs_classic
     (speed_vs_classic.parse_args, ["--device", "cuda:3"], "argument --device: 'cuda:3' cannot be used here: no GPU 3"),
 ])
 def test_a_value_the_run_cannot_use_is_refused_with_what_to_give(parse, argv, message, monkeypatch, capsys):
-    monkeypatch.setattr(common, "device_problem", lambda name: "no GPU 3")
+    monkeypatch.setattr(common.checks, "device_problem", lambda name: "no GPU 3")
     with pytest.raises(SystemExit) as stopped:
         parse(argv)
     assert stopped.value.code == 2

@@ -19,7 +19,6 @@ from handwritten_digits import checks
      "DEVICE": "auto:0", "QUICK": "false"},
     {"EPOCHS": 0, "BATCH_SIZE": 60_001, "LEARNING_RATE": -1, "SEED": -1, "DATA_ROOT": 3, "OUTPUT_DIR": " ",
      "DEVICE": "tpu", "QUICK": 1},
-    {"LEARNING_RATE": "fast", "DEVICE": "cuda:x"},
 ])
 def test_every_value_the_notebook_cannot_use_is_named_at_once_before_the_device_and_the_folders(monkeypatch, values):
     monkeypatch.setattr(checks, "device_problem", lambda name: pytest.fail("device looked at first"))

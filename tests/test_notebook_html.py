@@ -40,14 +40,12 @@ CODE = next(index for index, cell in enumerate(SAVED["cells"]) if cell["cell_typ
 REFUSALS = {  # how the input is spoiled: what the one line says
     "package.json": (spoiled(lambda notebook: '{"name": "x"}'), "notebook.ipynb is not a Jupyter notebook ("),
     "HTML": (spoiled(lambda notebook: "<html>"), "is not a Jupyter notebook (Notebook does not appear to be JSON"),
-    "a list": (spoiled(lambda notebook: "[1, 2]"), "is not a Jupyter notebook ("),
     "invalid cell": (spoiled(lambda notebook: notebook["cells"][CODE].update(source=3)), "is not a Jupyter notebook"),
     "no outputs": (spoiled(lambda notebook: [cell.update(outputs=[]) for cell in notebook["cells"]
                                              if cell["cell_type"] == "code"]), "has no outputs: run it first"),
     "a saved error": (spoiled(lambda notebook: notebook["cells"][CODE].update(outputs=[
         {"output_type": "error", "ename": "ValueError", "evalue": "boom", "traceback": []}])), "saved an error"),
     "no weights": (lambda folder: ["--weights", str(folder / "weights.js")], "weights.js is missing or damaged"),
-    "weights cut in half": (spoiled(weights=lambda text: text[: len(text) // 2]), "weights.js is missing or damaged"),
     "no constants": (spoiled(weights=lambda text: re.sub(r'\n "constants": .*,\n', "\n", text)), "missing or damaged"),
 }
 

@@ -8,15 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import NOTEBOOK, run_first_cells
+from conftest import NOTEBOOK
 
 pytestmark = pytest.mark.slow  # the slow tier: make test-slow
-
-
-def hide(tmp_path: Path, hidden: list[str]) -> str:
-    """A PYTHONPATH whose sitecustomize makes these packages look uninstalled (None in sys.modules: find_spec too)."""
-    (tmp_path / "sitecustomize.py").write_text(f"import sys\n\nsys.modules.update(dict.fromkeys({hidden!r}))\n")
-    return str(tmp_path)
 
 
 @pytest.mark.parametrize(("hidden", "path", "notes"), [
@@ -33,8 +27,9 @@ def test_the_notebook_alone_runs_to_the_end_saying_what_it_goes_without(tmp_path
         pytest.skip("this run checks the notebook with Graphviz's dot present, as hosted notebooks have it")
     shutil.copytree(mnist_root / "MNIST" / "raw", (folder := tmp_path / "alone") / "data" / "MNIST" / "raw")
     shutil.copyfile(NOTEBOOK, folder / NOTEBOOK.name)
-    site = hide(tmp_path, [*hidden, "handwritten_digits"])
-    env = {**os.environ, "MNIST_PROGRESS": "0", "PATH": path, "PYTHONPATH": site}
+    as_uninstalled = [*hidden, "handwritten_digits"]  # None in sys.modules, where find_spec looks too
+    (tmp_path / "sitecustomize.py").write_text(f"import sys\nsys.modules.update(dict.fromkeys({as_uninstalled!r}))")
+    env = {**os.environ, "MNIST_PROGRESS": "0", "PATH": path, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "papermill", NOTEBOOK.name, "executed.ipynb", "--no-progress-bar",
                            "--log-output", "-k", "python3"], cwd=folder, env=env, capture_output=True, text=True,
                           timeout=400)
@@ -46,12 +41,3 @@ def test_the_notebook_alone_runs_to_the_end_saying_what_it_goes_without(tmp_path
         assert note in text, note
     assert ("torchviz package" in text) == bool(hidden)
     assert "installing" not in text  # only a hosted session installs what is missing
-
-
-def test_set_up_cell_installs_missing_packages_in_a_hosted_session(tmp_path, mnist_root):
-    site = hide(tmp_path, ["torchviz"])  # installed in fact, so pip finds it and downloads nothing
-    done = run_first_cells(tmp_path, 2, f"DATA_ROOT={mnist_root}",
-                           env={"PYTHONPATH": site, "KAGGLE_KERNEL_RUN_TYPE": "Interactive"})  # Kaggle's marker
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "hosted notebook: installing torchviz into this session" in done.stdout + done.stderr
-    assert "you may need to restart the kernel" in done.stdout + done.stderr  # what %pip prints after pip ran
