@@ -283,7 +283,8 @@ def main(args: argparse.Namespace) -> dict:
         if condition == "phone" or len(records) % 1000 == 0:
             print(f"{len(records)} images read ({time.perf_counter() - started:.0f} s)", flush=True)
     summary = summarise(records)
-    report = {"recipe": notebook.__file__, "model": str(args.model), "seed": args.seed, "quick": args.quick,
+    report = {"recipe": str(Path(notebook.__file__).relative_to(common.ROOT)), "model": str(args.model),
+              "seed": args.seed, "quick": args.quick,
               "font_files": [{k: v for k, v in font.items() if k != "path"} for font in fonts],
               "seconds_total": time.perf_counter() - started, **summary}
     print(markdown_tables(summary))
