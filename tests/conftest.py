@@ -1,8 +1,11 @@
-"""Shared set-up: quick mode, real MNIST, the committed run's network (read, not trained), the notebook's 1st cells."""
+"""Shared set-up: quick mode, real MNIST, the committed run's network (read, not trained), the notebook's first
+cells, and the one Chromium of the browser tests."""
 
 import ast
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +76,37 @@ def run_first_cells(tmp_path: Path, count: int, *parameters: str, env: dict | No
     return subprocess.run([sys.executable, "-m", "papermill", str(first), str(tmp_path / "executed.ipynb"), "--cwd",
                            str(ROOT), "-k", "python3", "--no-progress-bar", "--log-output", *pairs],
                           capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium, driven by Playwright; where either is missing, skipped (failed in CI)."""
+    if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
+        reason = "Debian's chromium or the playwright package is not installed"
+        pytest.fail(f"{reason}: CI must run the browser tests") if os.environ.get("CI") else pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:  # as root in a container Chromium needs --no-sandbox; the rest keep
+        yield driver.chromium.launch(executable_path=CHROMIUM, args=[  # it from reaching for Google's servers
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+            "--disable-background-networking", "--disable-component-update"])
+
+
+def stroke(tab, canvas, points: list[tuple[float, float]], touch: bool = False) -> None:
+    """One stroke through the points (fractions of the canvas's width and height), by mouse or by a finger."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    if touch:  # Chromium's touch events, as the DevTools protocol sends them
+        send = tab.context.new_cdp_session(tab).send
+        for kind, touched in [("touchStart", at[:1]), *(("touchMove", [point]) for point in at[1:]), ("touchEnd", [])]:
+            send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in touched]})
+        return
+    tab.mouse.move(*at[0])
+    tab.mouse.down()
+    for point in at[1:]:
+        tab.mouse.move(*point, steps=10)
+    tab.mouse.up()

@@ -1,6 +1,5 @@
-"""The notebook's canvas in a real browser, in JupyterLab and Notebook 7; `browser` is every browser test's Chromium."""
+"""The notebook's canvas in a real browser (conftest's `browser`), in JupyterLab and Notebook 7."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -9,45 +8,13 @@ import sys
 import time
 
 import pytest
-from conftest import NOTEBOOK, ROOT
+from conftest import NOTEBOOK, ROOT, stroke
 
 pytestmark = pytest.mark.slow  # the slow tier: make test-slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FRONTENDS = {"lab": "lab/tree/lab.ipynb", "notebook7": "notebooks/notebook7.ipynb"}  # a copy of the notebook each
 SETTINGS = {
     "notebook-extension/tracker": {"windowingMode": "none"},  # every cell in the page, not only those in view
     "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}  # no network, no pop-up
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium, driven by Playwright; where either is missing, skipped (failed in CI)."""
-    if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
-        reason = "Debian's chromium or the playwright package is not installed"
-        pytest.fail(f"{reason}: CI must run the browser tests") if os.environ.get("CI") else pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:  # as root in a container Chromium needs --no-sandbox; the rest keep
-        yield driver.chromium.launch(executable_path=CHROMIUM, args=[  # it from reaching for Google's servers
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-            "--disable-background-networking", "--disable-component-update"])
-
-
-def stroke(tab, canvas, points: list[tuple[float, float]], touch: bool = False) -> None:
-    """One stroke through the points (fractions of the canvas's width and height), by mouse or by a finger."""
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
-    if touch:  # Chromium's touch events, as the DevTools protocol sends them
-        send = tab.context.new_cdp_session(tab).send
-        for kind, touched in [("touchStart", at[:1]), *(("touchMove", [point]) for point in at[1:]), ("touchEnd", [])]:
-            send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in touched]})
-        return
-    tab.mouse.move(*at[0])
-    tab.mouse.down()
-    for point in at[1:]:
-        tab.mouse.move(*point, steps=10)
-    tab.mouse.up()
 
 
 @pytest.fixture(scope="module")

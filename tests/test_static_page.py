@@ -6,8 +6,8 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import stroke
 from PIL import Image, ImageDraw
-from test_browser import browser, stroke  # noqa: F401 (browser: the one browser fixture)
 
 from handwritten_digits import notebook
 from scripts.notebook_html import main as write_page
@@ -17,7 +17,7 @@ CPU, TOLERANCE = torch.device("cpu"), 1e-5  # TOLERANCE: the most the page's num
 
 
 @pytest.fixture(scope="module")
-def tab(browser, tmp_path_factory):  # noqa: F811
+def tab(browser, tmp_path_factory):
     """The page opened from disk in a touch-capable tab that records JavaScript errors and refuses every fetch."""
     write_page(["--output", str(page := tmp_path_factory.mktemp("static_page") / "page.html")])
     tab = browser.new_page(viewport={"width": 1100, "height": 900}, has_touch=True)
