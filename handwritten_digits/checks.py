@@ -64,8 +64,10 @@ def check_and_fetch(values: dict) -> None:
     data_root, output_dir = (os.path.expanduser(values[name]) for name in ("DATA_ROOT", "OUTPUT_DIR"))
     problems = [f"OUTPUT_DIR = {output_dir!r} cannot be written to: {problem}"] if (
         problem := folder_problem(output_dir)) else []
-    if (lacking := check_files(raw_dir(data_root))) and (problem := fetch_problem(data_root, lacking)):
-        problems.append(f"DATA_ROOT = {data_root!r} cannot serve: {problem}")  # only read when it holds the files
+    # A folder that cannot be written to serves only when it holds the four verified files; one that can is checked
+    # by ensure_mnist below, so that the files are hashed once.
+    if folder_problem(data_root) and (lacking := check_files(raw_dir(data_root))):
+        problems.append(f"DATA_ROOT = {data_root!r} cannot serve: {fetch_problem(data_root, lacking)}")
     if problems:  # found now, not after training, when the network is saved
         raise ValueError("Fix the parameters cell (choose folders you can write to):\n  " + "\n  ".join(problems))
     ensure_mnist(data_root)
