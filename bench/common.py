@@ -2,6 +2,7 @@
 
 import argparse
 import ast
+import functools
 import json
 import platform
 import re
@@ -21,12 +22,18 @@ DEFAULTS = {name: ast.literal_eval(parameter["default"]) for name, parameter
             in papermill.inspect_notebook(str(ROOT / "HandWrittenDigitsRecognition.ipynb")).items()}
 
 
-def mnist(root: str | Path, train: bool, transform=None) -> datasets.MNIST:
-    """MNIST's training or test set, fetched first where missing; a failed fetch stops with its reason in one line."""
+@functools.cache  # once per process: every later load of the same root reads files already verified
+def fetched(root: str) -> Path:
+    """MNIST's files in root, fetched where missing and verified; a failed fetch stops with its reason in one line."""
     try:
-        ensure_mnist(root)
+        return ensure_mnist(root)
     except (OSError, RuntimeError) as error:
         raise SystemExit(f"MNIST is not in {root} and could not be fetched: {error}") from None
+
+
+def mnist(root: str | Path, train: bool, transform=None) -> datasets.MNIST:
+    """MNIST's training or test set, fetched first where missing."""
+    fetched(str(root))
     return datasets.MNIST(str(root), train=train, transform=transform)
 
 
