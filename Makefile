@@ -3,7 +3,6 @@
 # is exported from the notebook (make export), its other modules are written by hand.
 # Parameters for `make run` are handed to the notebook's parameters cell, e.g.
 #   make run EPOCHS=5 SEED=1        make run QUICK=True        make run DEVICE=cpu
-# Progress bars are off in `make run` (MNIST_PROGRESS=0) so that the saved notebook stays clean.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -29,11 +28,11 @@ PARAMS := $(foreach p,EPOCHS BATCH_SIZE LEARNING_RATE SEED DATA_ROOT OUTPUT_DIR 
 PARTIAL := $(OUT)/.$(NOTEBOOK).partial
 run: $(VENV)/.installed graphviz
 	mkdir -p $(QOUT)
-	@MNIST_PROGRESS=0 $(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(PARTIAL)) $(PARAMS) --no-progress-bar \
+	@$(BIN)/python -m papermill $(NOTEBOOK) $(call quote,$(PARTIAL)) $(PARAMS) --no-progress-bar \
 	    --stdout-file /dev/stdout --request-save-on-cell-execute 2>$(call quote,$(OUT)/run.log) \
 	  || { $(BIN)/python scripts/run_failed.py $(call quote,$(PARTIAL)) $(call quote,$(OUT)/run.log); exit 1; }
 	@mv $(call quote,$(PARTIAL)) $(call quote,$(OUT)/$(NOTEBOOK))
-	@if [ -n "$(filter True true 1,$(QUICK) $(MNIST_QUICK))" ]; then \
+	@if [ -n "$(filter True true 1,$(QUICK))" ]; then \
 	  echo "a quick run: $(WEIGHTS) is kept (the static page's network is a full run's)"; \
 	else $(BIN)/python scripts/export_weights.py $(call quote,$(OUT)/digit_cnn_tuned.pt) $(WEIGHTS); fi
 
@@ -119,7 +118,7 @@ floors: $(VENV)/.installed graphviz
 	$(FLOORS)/bin/python -m pip install --quiet --no-deps -e .
 	$(FLOORS)/bin/python -m pip freeze > $(FLOORS)/installed.txt
 	mkdir -p $(call quote,$(OUT)/floors)
-	MNIST_QUICK=1 MNIST_PROGRESS=0 $(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/floors/$(NOTEBOOK)) \
+	$(FLOORS)/bin/python -m papermill $(NOTEBOOK) $(call quote,$(OUT)/floors/$(NOTEBOOK)) -p QUICK True \
 	    --no-progress-bar -k python3
 	$(FLOORS)/bin/python -m pytest tests/test_browser.py -k drawing_on_the_canvas
 	@echo "floor check passed with: $$(grep -E -i '^(jupyterlab|notebook|ipycanvas|ipywidgets|numpy|matplotlib)==' $(FLOORS)/installed.txt | tr '\n' ' ')"

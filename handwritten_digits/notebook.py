@@ -10,7 +10,6 @@ import itertools
 import math
 import shutil
 import time
-from importlib.util import find_spec
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, TensorDataset, default_collate
-from tqdm.auto import tqdm
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 3. Look at the data
@@ -78,29 +76,30 @@ class DigitCNN(nn.Module):
         self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.conv3(self.conv2(self.conv1(images))).flatten(1)
+        features = self.conv3(self.conv2(self.conv1(images))).flatten(1)  # 64 x 3 x 3 -> 576 numbers per image
         return self.fc2(self.dropout(F.relu(self.fc1(features))))
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 6. Train
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn, optimizer, scheduler) -> tuple[float, float]:
-    """One pass over the loader's mini-batches, one training step each; returns the mean loss and the accuracy."""
+def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn, optimizer, scheduler, device) -> tuple[float, float]:
+    """One pass over the loader's mini-batches, one training step each: the mean loss and the accuracy."""
     model.train()
     total_loss = correct = 0
     for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
         optimizer.zero_grad()
         logits = model(images)
         loss = loss_fn(logits, labels)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += loss.detach() * len(labels)  # detach: the number, without autograd's record
-        correct += (logits.argmax(dim=1) == labels).sum()
-    return float(total_loss) / len(loader.dataset), int(correct) / len(loader.dataset)
+        total_loss += loss.item() * len(labels)
+        correct += (logits.argmax(dim=1) == labels).sum().item()
+    if not all(value.isfinite().all() for value in model.state_dict().values()):
+        raise FloatingPointError(f"training diverged: the learning rate {optimizer.defaults['lr']:g} is too high")
+    return total_loss / len(loader.dataset), correct / len(loader.dataset)
 
-# --------------------------------------------------------------------------------------------------------------------
-# Taught in Part I, 6. Train
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size=1000) -> tuple[float, float]:
@@ -108,50 +107,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     model.eval()
     logits = torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
     return F.cross_entropy(logits, labels).item(), (logits.argmax(dim=1) == labels).float().mean().item()
-
-# --------------------------------------------------------------------------------------------------------------------
-# Taught in Part I, 6. Train
-
-def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, weight_decay: float = 0.0,
-                  nesterov: bool = False, momentum_range: tuple[float, float] | None = None):
-    """SGD with momentum 0.9 and the one-cycle schedule. The options after `*` are Part II (B)'s ingredients:
-    Part I uses none of them."""
-    high, low = momentum_range or (0.9, 0.9)  # with a range, the schedule moves the momentum too
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=high, nesterov=nesterov,
-                                weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
-                                                    cycle_momentum=momentum_range is not None,
-                                                    max_momentum=high, base_momentum=low)
-    return optimizer, scheduler
-
-# --------------------------------------------------------------------------------------------------------------------
-# Taught in Part I, 6. Train
-
-def check_learning(epoch: int, loss: float, val_accuracy: float, learning_rate: float) -> None:
-    """Stop a training whose loss is no longer a number; warn when the first epoch left the network at chance."""
-    rate = f"the learning rate {learning_rate:g} (LEARNING_RATE)"
-    if not math.isfinite(loss):
-        raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: training diverged; {rate} is too high")
-    if epoch == 1 and val_accuracy < 0.2:
-        print(f"warning: after the first epoch the validation accuracy is {val_accuracy:.1%}, no better than guessing "
-              f"among 10 digits: {rate} is probably too high for this network")
-
-
-def fit(model: nn.Module, train_loader: DataLoader, val_data: tuple, loss_fn, optimizer, scheduler, epochs: int,
-        progress: bool = False) -> dict[str, list[float]]:
-    """Train for some epochs; after each, evaluate on the validation data and print a line. Returns the figures."""
-    rows = []  # one dict of figures per epoch
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs", leave=False, disable=not progress):
-        start = time.perf_counter()
-        train_loss, train_accuracy = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler)
-        seconds = time.perf_counter() - start
-        val_loss, val_accuracy = evaluate(model, *val_data)
-        rows.append({"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
-                     "val_accuracy": val_accuracy, "seconds": seconds})
-        print(f"epoch {epoch:>2}/{epochs}  training loss {train_loss:.4f}, accuracy {train_accuracy:6.2%}  |  "
-              f"validation loss {val_loss:.4f}, accuracy {val_accuracy:6.2%}  |  {seconds:4.1f} s")
-        check_learning(epoch, train_loss, val_accuracy, optimizer.defaults["lr"])  # the lr given to the optimiser
-    return {key: [row[key] for row in rows] for key in rows[0]}  # one list per figure: history["val_accuracy"]
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 7. Test
@@ -167,19 +122,54 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
 # Taught in Part I, 7. Test
 
 def architecture_graph(model: nn.Module, image: torch.Tensor):
-    """torchviz's graph of one forward pass of the model, in evaluation mode; None, saying what to install, where
-    the torchviz package or Graphviz's dot program is missing."""
-    needs = {"the torchviz package (pip install torchviz)": find_spec("torchviz"),
-             "Graphviz's `dot` program (apt-get, brew or conda install graphviz)": shutil.which("dot")}
-    if missing := [name for name, found in needs.items() if not found]:
-        print(f"note: the graph is not drawn here: it needs {' and '.join(missing)}")
+    """torchviz's graph of one forward pass in evaluation mode; None, saying what to install, where it cannot draw."""
+    try:
+        from torchviz import make_dot
+    except ImportError:
+        make_dot = None
+    if make_dot is None or shutil.which("dot") is None:
+        print("note: the graph needs the torchviz package (pip install torchviz) and Graphviz's `dot` program "
+              "(apt-get, brew or conda install graphviz)")
         return None
-    from torchviz import make_dot
-
-    model.eval()
-    graph = make_dot(model(image), params=dict(model.named_parameters()))
+    graph = make_dot(model.eval()(image), params=dict(model.named_parameters()))
     graph.graph_attr.update(size="7,12", ranksep="0.25", nodesep="0.2")
     return graph
+
+# --------------------------------------------------------------------------------------------------------------------
+# Taught in Part II
+
+def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, weight_decay: float = 0.0,
+                  nesterov: bool = False, momentum_range: tuple[float, float] | None = None):
+    """Part I's SGD with momentum 0.9 and one-cycle schedule; the options after `*` are Part II (B)'s ingredients."""
+    high, low = momentum_range or (0.9, 0.9)  # with a range, the schedule moves the momentum too
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=high, nesterov=nesterov,
+                                weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=total_steps,
+                                                    cycle_momentum=momentum_range is not None,
+                                                    max_momentum=high, base_momentum=low)
+    return optimizer, scheduler
+
+
+def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
+                 batch_size: int, augment: bool = False, label_smoothing: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False, momentum_range: tuple[float, float] | None = None) -> dict[str, list[float]]:
+    """Part I's training cell with Part II (B)'s ingredients as options (by default, none: Part I's recipe)."""
+    loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
+                        collate_fn=augmented_batch if augment else None)
+    optimizer, scheduler = sgd_one_cycle(model, learning_rate, epochs * len(loader), weight_decay=weight_decay,
+                                         nesterov=nesterov, momentum_range=momentum_range)
+    loss_fn, device = nn.CrossEntropyLoss(label_smoothing=label_smoothing), next(model.parameters()).device
+    history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        train_loss, train_accuracy = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device)
+        seconds = time.perf_counter() - start
+        val_loss, val_accuracy = evaluate(model, *val_data)
+        for key, value in zip(history, (train_loss, train_accuracy, val_loss, val_accuracy, seconds), strict=True):
+            history[key].append(value)
+        print(f"epoch {epoch:>2}/{epochs}  training loss {train_loss:.4f}, accuracy {train_accuracy:6.2%}  |  "
+              f"validation loss {val_loss:.4f}, accuracy {val_accuracy:6.2%}  |  {seconds:4.1f} s")
+    return history
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part II, A. A baseline without convolution (optional; needs only Part I)
@@ -224,19 +214,6 @@ WEIGHT_DECAY = 5e-4            # 0.0005 x each weight is added to its gradient: 
 MOMENTUM_RANGE = (0.95, 0.85)  # the one-cycle schedule moves momentum between these, against the learning rate
 PLAIN = {"augment": False, "label_smoothing": 0.0, "weight_decay": 0.0, "nesterov": False, "momentum_range": None}
 TUNED = {**PLAIN, "augment": True, "label_smoothing": LABEL_SMOOTHING, "weight_decay": WEIGHT_DECAY}  # kept below
-
-
-def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
-                 batch_size: int, augment: bool, label_smoothing: float, weight_decay: float, nesterov: bool,
-                 momentum_range: tuple[float, float] | None, progress: bool = False) -> dict[str, list[float]]:
-    """Part I's training with any choice of ingredients: train_recipe(..., **PLAIN) is Part I's run, **TUNED this
-    section's."""
-    loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
-                        collate_fn=augmented_batch if augment else None)
-    optimizer, scheduler = sgd_one_cycle(model, learning_rate, epochs * len(loader), weight_decay=weight_decay,
-                                         nesterov=nesterov, momentum_range=momentum_range)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    return fit(model, loader, val_data, loss_fn, optimizer, scheduler, epochs, progress)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part II, D. Your own handwriting (optional; needs only Part I)

@@ -1,13 +1,15 @@
-"""Shared set-up: quick mode, real MNIST, the committed run's network (read, not trained), the notebook's first
-cells, and the one Chromium of the browser tests."""
+"""Shared set-up: quick mode (QUICK = True in every kernel the tests start), real MNIST, the committed run's network
+(read, not trained), the notebook's first cells, and the one Chromium of the browser tests."""
 
 import ast
+import atexit
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import papermill
@@ -22,7 +24,19 @@ NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
 # The notebook's parameters cell, as papermill reads it: {"EPOCHS": 15, "BATCH_SIZE": 128, ...}.
 DEFAULTS = {name: ast.literal_eval(parameter["default"])
             for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()}
-os.environ["MNIST_QUICK"] = "1"  # read by the notebook's parameters cell, in the kernel nbval starts
+# nbval has no parameters: a startup file of the kernels these tests start sets QUICK = True right after the notebook's
+# parameters cell, as `papermill -p QUICK True` would (papermill's own injected cell, which starts "# Parameters", runs
+# after it and still overrides it).
+QUICK_AFTER_PARAMETERS = """
+def quick_after_parameters(result):
+    if result.info.raw_cell.startswith("EPOCHS ="):
+        get_ipython().user_ns["QUICK"] = True
+get_ipython().events.register("post_run_cell", quick_after_parameters)
+"""
+(startup := Path(tempfile.mkdtemp(prefix="ipython-")) / "profile_default" / "startup").mkdir(parents=True)
+(startup / "quick.py").write_text(QUICK_AFTER_PARAMETERS)
+os.environ["IPYTHONDIR"] = str(startup.parents[1])  # read by every kernel the tests start, nbval's included
+atexit.register(shutil.rmtree, startup.parents[1], ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures without a display, in these tests and their kernels
 
 

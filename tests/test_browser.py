@@ -34,7 +34,7 @@ def jupyter_server(tmp_path_factory, mnist_root):
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", "--port=0",
              f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
              "--JupyterNotebookApp.expose_app_in_browser=True"], cwd=base, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MNIST_PROGRESS": "0", "JUPYTER_RUNTIME_DIR": str(base),  # where it writes its address
+            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(base),  # where it writes its address
                  "JUPYTERLAB_SETTINGS_DIR": str(base), "JUPYTERLAB_WORKSPACES_DIR": str(base)})
     try:
         deadline = time.monotonic() + 90

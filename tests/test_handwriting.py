@@ -1,4 +1,4 @@
-"""Tests of the notebook's "own handwriting" treatment (any image of a digit -> an MNIST-style field), and its pad."""
+"""Tests of the notebook's "own handwriting" preprocessing (an image of a digit -> an MNIST-style field) and its pad."""
 
 import time
 from contextlib import nullcontext
@@ -129,7 +129,7 @@ def test_drawing_pad_hands_each_stroke_to_the_callback_and_mirrors_it_on_the_can
     assert canvas.fill_rect.call_args_list == [call(0, 0, 280, 280)] * 2  # black at the start and when cleared
 
 
-def test_predict_digit_feeds_the_treated_normalised_image_to_the_model():
+def test_predict_digit_feeds_the_preprocessed_normalised_image_to_the_model():
     model = Mock(side_effect=lambda images: torch.arange(10.0).repeat(len(images), 1))  # always most sure of 9
     image = drawn([[(140, 40), (140, 240)]])  # a 1 on the drawing pad
     digit, probabilities = notebook.predict_digit(model, image, 0.1307, 0.3081, torch.device("cpu"))
