@@ -55,8 +55,9 @@ def climb(name: str, ingredients: dict, seed: int, data: tuple, epochs: int, arg
     """One rung for one seed: validation accuracy, test accuracy where `tested`; seed 0's network where asked."""
     train_data, val_data, test_data, mean, std = data
     model, history = common.train(ingredients, seed, train_data, val_data, epochs, args.device)
-    run = {"seed": seed, "val_accuracy": history["val_accuracy"][-1], "val_accuracy_by_epoch": history["val_accuracy"],
-           "training_seconds": sum(history["seconds"])}
+    run = {"seed": seed, "val_accuracy": history[-1]["val_accuracy"],
+           "val_accuracy_by_epoch": [row["val_accuracy"] for row in history],
+           "training_seconds": sum(row["seconds"] for row in history)}
     if tested:
         run["test_accuracy"] = notebook.evaluate(model, *test_data)[1]
     if args.save_networks and seed == 0 and name in SAVED:

@@ -42,7 +42,7 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
     model = classic_net().to(device)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    history = {"seconds": [], "val_accuracy": []}
+    history = []  # one row per epoch, as the notebook's train_recipe returns
     for _ in range(epochs):
         start = time.perf_counter()
         for images, labels in DataLoader(train_set, batch_size=64, shuffle=True, **options):
@@ -51,11 +51,12 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
             optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the queued work done before the timer reads
-        history["seconds"].append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
         scheduler.step()
         with torch.no_grad():
-            history["val_accuracy"].append(sum((model.eval()(images.to(device)).argmax(1) == labels.to(device)).sum()
-                                               .item() for images, labels in test_loader) / len(test_set))
+            history.append({"seconds": seconds, "val_accuracy": sum(
+                (model.eval()(images.to(device)).argmax(1) == labels.to(device)).sum().item()
+                for images, labels in test_loader) / len(test_set)})
     return history
 
 
@@ -67,10 +68,10 @@ def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
         train_data, _, test_data, _, _ = common.notebook_data(seed, args.data_root, args.device, args.limit)
         history = common.train(getattr(notebook, recipe.upper()), seed, train_data, test_data, epochs, args.device,
                                channels_last=recipe == "tuned")[1]
-    print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(history['seconds']):7.1f} s, test accuracy by "
-          f"epoch {' '.join(f'{a:.2%}' for a in history['val_accuracy'])}", flush=True)
-    return {"recipe": recipe, "epochs": epochs, "seed": seed, "epoch_seconds": history["seconds"],
-            "test_accuracy": history["val_accuracy"]}
+    seconds, accuracies = [row["seconds"] for row in history], [row["val_accuracy"] for row in history]
+    print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(seconds):7.1f} s, test accuracy by "
+          f"epoch {' '.join(f'{a:.2%}' for a in accuracies)}", flush=True)
+    return {"recipe": recipe, "epochs": epochs, "seed": seed, "epoch_seconds": seconds, "test_accuracy": accuracies}
 
 
 def summary_of(recipe: str, args: argparse.Namespace) -> dict:

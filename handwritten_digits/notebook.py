@@ -83,7 +83,7 @@ class DigitCNN(nn.Module):
 # Taught in Part I, 6. Train
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn, optimizer, scheduler, device) -> tuple[float, float]:
-    """One pass over the loader's mini-batches, one training step each: the mean loss and the accuracy."""
+    """One pass over the loader's batches, one step each: mean loss and accuracy (FloatingPointError if it diverged)."""
     model.train()
     total_loss = correct = 0
     for images, labels in loader:
@@ -94,11 +94,11 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn, optimizer, sc
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(labels)
-        correct += (logits.argmax(dim=1) == labels).sum().item()
+        total_loss += loss.detach() * len(labels)  # detach: the number, without autograd's record
+        correct += (logits.argmax(dim=1) == labels).sum()
     if not all(value.isfinite().all() for value in model.state_dict().values()):
-        raise FloatingPointError(f"training diverged: the learning rate {optimizer.defaults['lr']:g} is too high")
-    return total_loss / len(loader.dataset), correct / len(loader.dataset)
+        raise FloatingPointError(f"training diverged: the learning rate {optimizer.defaults['lr']:g} may be too high")
+    return total_loss.item() / len(loader.dataset), correct.item() / len(loader.dataset)
 
 
 @torch.inference_mode()
@@ -123,14 +123,15 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
 
 def architecture_graph(model: nn.Module, image: torch.Tensor):
     """torchviz's graph of one forward pass in evaluation mode; None, saying what to install, where it cannot draw."""
-    try:
-        from torchviz import make_dot
-    except ImportError:
-        make_dot = None
-    if make_dot is None or shutil.which("dot") is None:
-        print("note: the graph needs the torchviz package (pip install torchviz) and Graphviz's `dot` program "
-              "(apt-get, brew or conda install graphviz)")
+    from importlib.util import find_spec
+
+    needs = {"the torchviz package (pip install torchviz)": find_spec("torchviz"),
+             "Graphviz's `dot` program (apt-get, brew or conda install graphviz)": shutil.which("dot")}
+    if missing := [name for name, found in needs.items() if not found]:
+        print(f"note: the graph is not drawn here: it needs {' and '.join(missing)}")
         return None
+    from torchviz import make_dot
+
     graph = make_dot(model.eval()(image), params=dict(model.named_parameters()))
     graph.graph_attr.update(size="7,12", ranksep="0.25", nodesep="0.2")
     return graph
@@ -152,21 +153,22 @@ def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, w
 
 def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
                  batch_size: int, augment: bool = False, label_smoothing: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, momentum_range: tuple[float, float] | None = None) -> dict[str, list[float]]:
-    """Part I's training cell with Part II (B)'s ingredients as options (by default, none: Part I's recipe)."""
+                 nesterov: bool = False, momentum_range: tuple[float, float] | None = None) -> list[dict]:
+    """Part I's training cell with Part II (B)'s ingredients as options (by default, none: Part I's recipe); one row
+    of figures per epoch. Seed before creating the model and again before calling it, as Part I does."""
     loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
-                        collate_fn=augmented_batch if augment else None)
+                        collate_fn=augmented_batch if augment else None)  # augmented_batch: Part II (B)
     optimizer, scheduler = sgd_one_cycle(model, learning_rate, epochs * len(loader), weight_decay=weight_decay,
                                          nesterov=nesterov, momentum_range=momentum_range)
     loss_fn, device = nn.CrossEntropyLoss(label_smoothing=label_smoothing), next(model.parameters()).device
-    history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "seconds": []}
+    history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_loss, train_accuracy = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device)
         seconds = time.perf_counter() - start
         val_loss, val_accuracy = evaluate(model, *val_data)
-        for key, value in zip(history, (train_loss, train_accuracy, val_loss, val_accuracy, seconds), strict=True):
-            history[key].append(value)
+        history.append({"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
+                        "val_accuracy": val_accuracy, "seconds": seconds})
         print(f"epoch {epoch:>2}/{epochs}  training loss {train_loss:.4f}, accuracy {train_accuracy:6.2%}  |  "
               f"validation loss {val_loss:.4f}, accuracy {val_accuracy:6.2%}  |  {seconds:4.1f} s")
     return history

@@ -2,7 +2,6 @@
 (read, not trained), the notebook's first cells, and the one Chromium of the browser tests."""
 
 import ast
-import atexit
 import importlib.util
 import json
 import os
@@ -24,20 +23,27 @@ NOTEBOOK = ROOT / "HandWrittenDigitsRecognition.ipynb"
 # The notebook's parameters cell, as papermill reads it: {"EPOCHS": 15, "BATCH_SIZE": 128, ...}.
 DEFAULTS = {name: ast.literal_eval(parameter["default"])
             for name, parameter in papermill.inspect_notebook(str(NOTEBOOK)).items()}
-# nbval has no parameters: a startup file of the kernels these tests start sets QUICK = True right after the notebook's
-# parameters cell, as `papermill -p QUICK True` would (papermill's own injected cell, which starts "# Parameters", runs
-# after it and still overrides it).
-QUICK_AFTER_PARAMETERS = """
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures without a display, in these tests and their kernels
+
+
+def pytest_configure(config):
+    """nbval has no parameters: a startup file of the kernels these tests start sets QUICK = True right after the
+    notebook's parameters cell (recognised by its exact source), as `papermill -p QUICK True` would; papermill's own
+    injected cell runs after it and still overrides it."""
+    parameters = next("".join(cell["source"]) for cell in json.loads(NOTEBOOK.read_text())["cells"]
+                      if "parameters" in cell["metadata"].get("tags", []))
+    (startup := Path(tempfile.mkdtemp(prefix="ipython-")) / "profile_default" / "startup").mkdir(parents=True)
+    (startup / "quick.py").write_text(f"""
 def quick_after_parameters(result):
-    if result.info.raw_cell.startswith("EPOCHS ="):
+    if result.info.raw_cell.strip() == {parameters.strip()!r}:
         get_ipython().user_ns["QUICK"] = True
 get_ipython().events.register("post_run_cell", quick_after_parameters)
-"""
-(startup := Path(tempfile.mkdtemp(prefix="ipython-")) / "profile_default" / "startup").mkdir(parents=True)
-(startup / "quick.py").write_text(QUICK_AFTER_PARAMETERS)
-os.environ["IPYTHONDIR"] = str(startup.parents[1])  # read by every kernel the tests start, nbval's included
-atexit.register(shutil.rmtree, startup.parents[1], ignore_errors=True)
-os.environ.setdefault("MPLBACKEND", "Agg")  # figures without a display, in these tests and their kernels
+""")
+    os.environ["IPYTHONDIR"] = str(startup.parents[1])  # read by every kernel the tests start, nbval's included
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.pop("IPYTHONDIR", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

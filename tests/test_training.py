@@ -17,14 +17,15 @@ def test_augmentation_moves_each_image_keeps_the_labels_and_is_the_identity_at_z
     assert torch.allclose(notebook.random_affine(stacked, max_degrees=0, max_shift=0), stacked, atol=1e-5)
 
 
-def test_train_recipe_with_the_plain_ingredients_is_part_ones_training_cell(mnist_data):
-    """Section 6's cell (SGD with momentum 0.9, OneCycleLR without a momentum cycle, train_one_epoch) and
-    train_recipe(**PLAIN) give the same weights: the ladder's first rung is Part I's recipe."""
+def test_train_recipe_with_the_plain_ingredients_trains_with_sgd_momentum_and_a_one_cycle_learning_rate(mnist_data):
+    """train_recipe(**PLAIN) gives the weights of the recipe that section 6's cell writes out: SGD with momentum 0.9,
+    OneCycleLR without a momentum cycle, train_one_epoch, seeded before the network and again before training."""
     train, validation = mnist_data
     models = []
     for way in ("Part I", "train_recipe"):
-        torch.manual_seed(0)  # the same initial weights, then the same shuffling
+        torch.manual_seed(0)  # the same initial weights,
         model = notebook.DigitCNN()
+        torch.manual_seed(0)  # then the same shuffling and dropout
         if way == "Part I":
             loader = DataLoader(TensorDataset(*train), batch_size=64, shuffle=True)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.15, momentum=0.9)
@@ -67,13 +68,13 @@ def test_two_runs_of_the_tuned_recipe_with_the_same_seed_are_identical_on_cpu(mn
         torch.manual_seed(0)
         runs.append(notebook.train_recipe(notebook.DigitCNN(), *mnist_data, epochs=2, learning_rate=0.15,
                                           batch_size=128, **notebook.TUNED))
-    assert all(runs[0][key] == runs[1][key] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"))
-    assert runs[0]["val_accuracy"][-1] > 0.5  # it did learn
+    without_time = [[{key: value for key, value in row.items() if key != "seconds"} for row in run] for run in runs]
+    assert without_time[0] == without_time[1]
+    assert runs[0][-1]["val_accuracy"] > 0.5  # it did learn
 
 
-def test_a_training_whose_weights_stop_being_numbers_stops_naming_the_learning_rate_before_anything_is_saved(
-        mnist_data):
+def test_a_training_whose_weights_stop_being_numbers_stops_naming_the_learning_rate(mnist_data):
     """A learning rate far too high leaves weights or batch-norm statistics that are not finite: the epoch stops."""
     torch.manual_seed(0)
-    with pytest.raises(FloatingPointError, match=r"training diverged: the learning rate 100 is too high"):
+    with pytest.raises(FloatingPointError, match=r"training diverged: the learning rate 100 may be too high"):
         notebook.train_recipe(notebook.DigitCNN(), *mnist_data, 1, 100, 64, **notebook.PLAIN)
