@@ -50,14 +50,17 @@ def notebook_data(seed: int, root: str | Path, device, limit: int | None = None)
             mean, std)
 
 
-def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device, channels_last=True):
-    """A DigitCNN seeded and trained as the notebook does, `watched` evaluated after every epoch: (model, history)."""
+def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device, channels_last=True,
+          bfloat16=False):
+    """A DigitCNN seeded and trained as the notebook does, `watched` evaluated after every epoch: (model, history).
+    `ingredients` may set the learning rate and the batch size too (FAST does); bfloat16: Part II (D)'s autocast."""
     torch.manual_seed(seed)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = notebook.DigitCNN().to(device, memory_format=layout)
     torch.manual_seed(seed)
-    return model, notebook.train_recipe(model, train_data, watched, epochs, DEFAULTS["LEARNING_RATE"],
-                                        DEFAULTS["BATCH_SIZE"], **ingredients)
+    settings = {"learning_rate": DEFAULTS["LEARNING_RATE"], "batch_size": DEFAULTS["BATCH_SIZE"], **ingredients}
+    return model, notebook.train_recipe(notebook.Bfloat16(model) if bfloat16 else model, train_data, watched, epochs,
+                                        **settings)
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -1,6 +1,7 @@
-"""Speed: the notebook's two recipes (Part I's PLAIN, Part II (B)'s TUNED stored channels-last) against the classic
-PyTorch MNIST example, trained on one machine in one run: seconds per epoch, time to 99.0 % test accuracy, final
-accuracy (docs/benchmarks.md). `make bench` runs it; --quick is a smoke run on a few thousand images.
+"""Speed: the notebook's recipes (Part I's PLAIN, Part II (B)'s TUNED stored channels-last, Part II (D)'s FAST)
+against the classic PyTorch MNIST example, trained on one machine in one run: seconds per epoch, time to 99.0 % test
+accuracy, final accuracy (docs/benchmarks.md). `make bench` runs it; --quick is a smoke run on a few thousand images;
+--choose-fast chooses FAST's schedule on validation images instead.
 """
 
 import argparse
@@ -19,7 +20,13 @@ from handwritten_digits import notebook
 import common  # bench/common.py (a script's own folder is on its path)
 
 TARGET = 0.99  # the accuracy whose training time is compared
-LABELS = {"classic": "classic example", "plain": "Part I's plain recipe", "tuned": "Part II (B)'s kept recipe"}
+LABELS = {"classic": "classic example", "plain": "Part I's plain recipe", "tuned": "Part II (B)'s kept recipe",
+          "fast": "Part II (D)'s fast recipe"}
+# --choose-fast's candidates: (B)'s label smoothing and weight decay or none; the learning rate scaled with the batch.
+CANDIDATES = {f"{epochs} epoch{'s' * (epochs > 1)}, batches of {size}{', smoothing and decay' * tuned}": (
+    epochs, {"batch_size": size, "learning_rate": 0.15 * size / 128, "sliced_batches": True,
+             **({"label_smoothing": notebook.LABEL_SMOOTHING, "weight_decay": notebook.WEIGHT_DECAY} if tuned else {})})
+    for epochs in (1, 2) for size in (128, 256) for tuned in (False, True)}
 
 
 def classic_net() -> nn.Sequential:
@@ -67,7 +74,8 @@ def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
     else:  # the notebook's code on its split, the test set watched after every epoch (nothing is chosen on it)
         train_data, _, test_data, _, _ = common.notebook_data(seed, args.data_root, args.device, args.limit)
         history = common.train(getattr(notebook, recipe.upper()), seed, train_data, test_data, epochs, args.device,
-                               channels_last=recipe == "tuned")[1]
+                               channels_last=recipe != "plain",
+                               bfloat16=recipe == "fast" and notebook.has_bfloat16(torch.device(args.device)))[1]
     seconds, accuracies = [row["seconds"] for row in history], [row["val_accuracy"] for row in history]
     print(f"  {recipe:<8} seed {seed} {epochs:>2} epochs: {sum(seconds):7.1f} s, test accuracy by "
           f"epoch {' '.join(f'{a:.2%}' for a in accuracies)}", flush=True)
@@ -87,6 +95,7 @@ def summary_of(recipe: str, args: argparse.Namespace) -> dict:
         return None, None
 
     seeds, epochs = ([1], args.classic_epochs) if recipe == "classic" else (range(args.seeds), args.epochs)
+    epochs = notebook.FAST_EPOCHS if recipe == "fast" else epochs  # its schedule, as --choose-fast chose it
     full = [run(recipe, epochs, seed, args) for seed in seeds]
     reached, fastest = zip(*(time_to_target(seed, r) for seed, r in zip(seeds, full, strict=True)), strict=True)
     final = [r["test_accuracy"][-1] for r in full]
@@ -95,6 +104,27 @@ def summary_of(recipe: str, args: argparse.Namespace) -> dict:
             "time_to_target_s_worst": None if None in fastest else max(fastest), "epochs_to_target": reached,
             "final_test_accuracy_mean": statistics.mean(final), "final_test_accuracy_by_seed": final,
             "final_test_accuracy_stdev": statistics.stdev(final) if len(final) > 1 else 0.0, "runs": full}
+
+
+def choose_fast(args: argparse.Namespace) -> dict:
+    """Every candidate for FAST on validation images, each seed: the quickest whose every seed reaches TARGET."""
+    bfloat16, results = notebook.has_bfloat16(torch.device(args.device)), {}
+    for seed in range(args.seeds):
+        train_data, val_data, *_ = common.notebook_data(seed, args.data_root, args.device, args.limit)
+        for name, (epochs, settings) in CANDIDATES.items():
+            history = common.train(settings, seed, train_data, val_data, epochs, args.device, bfloat16=bfloat16)[1]
+            results.setdefault(name, []).append({"val_accuracy": history[-1]["val_accuracy"],
+                                                 "seconds": sum(row["seconds"] for row in history)})
+    for name, runs in results.items():
+        accuracies = " ".join(f"{run['val_accuracy']:.2%}" for run in runs)
+        print(f"{name:<44} validation {accuracies}, "
+              f"{statistics.mean(r['seconds'] for r in runs):5.1f} s")
+    passing = [name for name, runs in results.items() if all(r["val_accuracy"] >= TARGET for r in runs)]
+    chosen = min(passing, key=lambda name: statistics.mean(r["seconds"] for r in results[name]), default=None)
+    print(f"chosen: {chosen} (bfloat16: {bfloat16})")
+    summary = {"machine": common.machine(args.device), "bfloat16": bfloat16, "chosen": chosen, "candidates": results}
+    common.write_json(args.output_dir / "fast_choice.json", summary)
+    return summary
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -121,6 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = common.training_parser(__doc__)
     parser.add_argument("--classic-epochs", type=common.at_least(1), default=14)
     parser.add_argument("--output-dir", type=common.writable_folder, default=common.DEFAULTS["OUTPUT_DIR"])
+    parser.add_argument("--choose-fast", action="store_true", help="choose FAST's schedule on validation images")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.classic_epochs, args.seeds, args.limit = 1, 1, 1, 2_000
@@ -128,4 +159,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    choose_fast(arguments) if arguments.choose_fast else main(arguments)

@@ -1,4 +1,4 @@
-"""Image files read safely, for the notebook's Part II (D) and the tools: `open_image(path)` gives a photo's or scan's
+"""Image files read safely, for the notebook's Part II (E) and the tools: `open_image(path)` gives a photo's or scan's
 grey pixels, upright, or an error that names the file and says what is wrong with it."""
 
 import numpy as np

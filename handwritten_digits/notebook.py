@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from torch.utils.data import DataLoader, TensorDataset, default_collate
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset, default_collate
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 3. Look at the data
@@ -153,11 +153,16 @@ def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, w
 
 def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
                  batch_size: int, augment: bool = False, label_smoothing: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, momentum_range: tuple[float, float] | None = None) -> list[dict]:
+                 nesterov: bool = False, momentum_range: tuple[float, float] | None = None,
+                 sliced_batches: bool = False) -> list[dict]:
     """Part I's training cell with Part II (B)'s ingredients as options (by default, none: Part I's recipe); one row
     of figures per epoch. Seed before creating the model and again before calling it, as Part I does."""
-    loader = DataLoader(TensorDataset(*train_data), batch_size=batch_size, shuffle=True,
-                        collate_fn=augmented_batch if augment else None)  # augmented_batch: Part II (B)
+    dataset = TensorDataset(*train_data)
+    if sliced_batches:  # Part II (D): each batch indexed from the tensors at once, the same batches in the same order
+        loader = DataLoader(dataset, sampler=BatchSampler(RandomSampler(dataset), batch_size, False), batch_size=None)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                            collate_fn=augmented_batch if augment else None)  # augmented_batch: Part II (B)
     optimizer, scheduler = sgd_one_cycle(model, learning_rate, epochs * len(loader), weight_decay=weight_decay,
                                          nesterov=nesterov, momentum_range=momentum_range)
     loss_fn, device = nn.CrossEntropyLoss(label_smoothing=label_smoothing), next(model.parameters()).device
@@ -218,7 +223,33 @@ PLAIN = {"augment": False, "label_smoothing": 0.0, "weight_decay": 0.0, "nestero
 TUNED = {**PLAIN, "augment": True, "label_smoothing": LABEL_SMOOTHING, "weight_decay": WEIGHT_DECAY}  # kept below
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, D. Faster (optional; needs only Part I)
+
+class Bfloat16(nn.Module):
+    """The model with its forward pass under bfloat16 autocast, handing back float32 logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16):
+            return self.model(images).float()
+
+
+def has_bfloat16(device: torch.device) -> bool:
+    """Whether PyTorch reports bfloat16 support: a CUDA GPU's own, or an AVX-512 CPU (PyTorch's CPU capability)."""
+    return torch.cuda.is_bf16_supported() if device.type == "cuda" else (
+        device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512")
+
+# --------------------------------------------------------------------------------------------------------------------
+# Taught in Part II, D. Faster (optional; needs only Part I)
+
+FAST = {"batch_size": 256, "learning_rate": 0.3, "label_smoothing": 0.1, "weight_decay": 5e-4, "sliced_batches": True}
+FAST_EPOCHS = 2  # with (B)'s label smoothing and weight decay
+
+# --------------------------------------------------------------------------------------------------------------------
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
     """(row, column) of the centre of mass of images [..., H, W], in pixels counted from 0."""
@@ -229,7 +260,7 @@ def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
                         (images.sum(dim=-2) * columns).sum(dim=-1) / mass], dim=-1)
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 def disguise_as_photo(digit: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = (120, 160)) -> np.ndarray:
     """A 28 x 28 uint8 MNIST digit as a photo: dark ink on light paper, rescaled, off-centre, uneven light, noise."""
@@ -245,7 +276,7 @@ def disguise_as_photo(digit: np.ndarray, rng: np.random.Generator, size: tuple[i
     return (np.clip(photo, 0, 1) * 255).astype(np.uint8)
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 PAPER_CONTRAST = 4.9  # how many times the paper's own unevenness the ink must stand out by (docs/handwriting.md)
 
@@ -301,7 +332,7 @@ def centred_in_field(ink: np.ndarray, box: int = 20, field_size: int = 28, centr
     return field
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 def strokes_only(ink: np.ndarray, threshold: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """Black out faint noise: keep pixels in strokes (bright on average with their 8 neighbours) or very bright
@@ -313,7 +344,7 @@ def strokes_only(ink: np.ndarray, threshold: float = 0.25) -> tuple[np.ndarray, 
     return np.where(strokes | (ink > 2 * threshold), ink, 0), strokes
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 MNIST_STROKE = 2.3  # average stroke width of the MNIST digits in pixels (measured below)
 
@@ -339,7 +370,7 @@ def thickened(ink: np.ndarray, box: int = 20, least: float = 0.45) -> np.ndarray
     return grown[0].numpy()
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 LUMA = (0.299, 0.587, 0.114)  # how much red, green and blue each contribute to brightness
 
@@ -365,7 +396,7 @@ def to_grayscale(image) -> np.ndarray:
     return pixels.astype(np.float32)
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 MIN_DIGIT = 8  # pixels: the network reads smaller digits mostly wrong (measured below)
 DOT = 3.4  # a dot, not a digit: ink whose longer side is under DOT times its stroke width (docs/handwriting.md)
@@ -401,7 +432,7 @@ def predict_digit(model: nn.Module, image, mean: float, std: float, device: torc
     return int(probabilities.argmax()), probabilities
 
 # --------------------------------------------------------------------------------------------------------------------
-# Taught in Part II, D. Your own handwriting (optional; needs only Part I)
+# Taught in Part II, E. Your own handwriting (optional; needs only Part I)
 
 class DrawingPad:
     """Turns mouse strokes into a white-on-black image, and calls on_stroke_end(image) after each stroke."""

@@ -90,15 +90,19 @@ def test_mnist_is_fetched_first_and_a_failed_fetch_stops_with_its_reason_in_one_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["recipe_ladder.py", "speed_vs_classic.py"])
-def test_a_quick_run_trains_and_writes_its_json(script, tmp_path):
+@pytest.mark.parametrize(("script", "mode"), [("recipe_ladder.py", []), ("speed_vs_classic.py", []),
+                                             ("speed_vs_classic.py", ["--choose-fast"])])
+def test_a_quick_run_trains_and_writes_its_json(script, mode, tmp_path):
     output = ["--output", "r.json"] if script == "recipe_ladder.py" else ["--output-dir", "."]
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--device", "cpu", "--data-root",
-                           str(ROOT / "data"), *output], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                           str(ROOT / "data"), *output, *mode],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(next(tmp_path.glob("*.json")).read_text(encoding="utf-8"))
     if script == "recipe_ladder.py":
         assert [len(rung["runs"]) for rung in result["rungs"].values()] == [1] * len(recipe_ladder.STEPS)
         assert "test_accuracy" in result["rungs"][recipe_ladder.TOP]["runs"][0]
+    elif mode:
+        assert (len(result["candidates"]), "chosen" in result) == (8, True)
     else:
-        assert [len(result[row]["runs"]) for row in ("classic", "plain", "tuned")] == [1, 1, 1]
+        assert [len(result[row]["runs"]) for row in ("classic", "plain", "tuned", "fast")] == [1, 1, 1, 1]

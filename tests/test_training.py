@@ -73,6 +73,33 @@ def test_two_runs_of_the_tuned_recipe_with_the_same_seed_are_identical_on_cpu(mn
     assert runs[0][-1]["val_accuracy"] > 0.5  # it did learn
 
 
+def test_whole_batches_are_the_standard_loaders_and_the_fast_recipe_learns_in_bfloat16_channels_last(mnist_data):
+    """Part II (D)'s tools: sliced_batches gives the very weights of the standard DataLoader; Bfloat16 hands back
+    float32 logits and trains a channels-last network with FAST's settings."""
+    train, validation = mnist_data
+    weights = []
+    for sliced in (False, True):
+        torch.manual_seed(0)
+        notebook.train_recipe(model := notebook.DigitCNN(), train, validation, 1, 0.15, 64, sliced_batches=sliced)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[1][name], value) for name, value in weights[0].items())
+    torch.manual_seed(0)
+    fast = notebook.Bfloat16(notebook.DigitCNN().to(memory_format=torch.channels_last))
+    history = notebook.train_recipe(fast, train, validation, notebook.FAST_EPOCHS, **notebook.FAST)
+    assert (fast(validation[0][:4]).dtype, history[-1]["val_accuracy"] > 0.5) == (torch.float32, True)
+
+
+@pytest.mark.slow
+def test_the_compiled_fast_network_learns_as_the_uncompiled_one(mnist_data):
+    accuracies = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = notebook.Bfloat16(notebook.DigitCNN().to(memory_format=torch.channels_last))
+        history = notebook.train_recipe(torch.compile(model) if compiled else model, *mnist_data, 1, **notebook.FAST)
+        accuracies.append(history[-1]["val_accuracy"])
+    assert (min(accuracies) > 0.5, abs(accuracies[0] - accuracies[1]) < 0.05) == (True, True)
+
+
 def test_a_training_whose_weights_stop_being_numbers_stops_naming_the_learning_rate(mnist_data):
     """A learning rate far too high leaves weights or batch-norm statistics that are not finite: the epoch stops."""
     torch.manual_seed(0)

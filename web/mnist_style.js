@@ -1,4 +1,4 @@
-/* mnist_style in the browser, for the page's drawings: the notebook's functions of Part II (D) that a drawing on the
+/* mnist_style in the browser, for the page's drawings: the notebook's functions of Part II (E) that a drawing on the
 canvas reaches, with their names, arguments and checks; the constants come from the notebook (DIGIT_CNN.constants).
 A photo's paths (downsized, the paper-contrast check) are not ported: a drawing is at most PHOTO_SIZE pixels and its
 paper is even. An image is {height, width, data}, data a Float32Array of grey levels, row after row; f32 rounds a
