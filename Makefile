@@ -62,7 +62,8 @@ html: $(VENV)/.installed
 lab: $(VENV)/.installed graphviz
 	$(BIN)/python -m jupyter lab $(NOTEBOOK)
 
-# The notebook's recipe against the classic PyTorch MNIST example, in one run (BENCH_ARGS=--quick: a smoke run).
+# The notebook's recipes (Part I's, Part II (B)'s kept one, Part II (D)'s fast one) against the classic PyTorch MNIST
+# example, in one run (BENCH_ARGS=--quick: a smoke run; BENCH_ARGS=--choose-fast: FAST's schedule, on validation).
 bench: $(VENV)/.installed
 	$(BIN)/python bench/speed_vs_classic.py --output-dir $(QOUT) $(BENCH_ARGS)
 
