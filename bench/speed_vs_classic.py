@@ -24,7 +24,7 @@ LABELS = {"classic": "classic example", "plain": "Part I's plain recipe", "tuned
           "fast": "Part II (D)'s fast recipe"}
 # --choose-fast's candidates: (B)'s label smoothing and weight decay or none; the learning rate scaled with the batch.
 CANDIDATES = {f"{epochs} epoch{'s' * (epochs > 1)}, batches of {size}{', smoothing and decay' * tuned}": (
-    epochs, {"batch_size": size, "learning_rate": 0.15 * size / 128, "sliced_batches": True,
+    epochs, {"batch_size": size, "learning_rate": 0.15 * size / 128, "whole_batches": True,
              **({"label_smoothing": notebook.LABEL_SMOOTHING, "weight_decay": notebook.WEIGHT_DECAY} if tuned else {})})
     for epochs in (1, 2) for size in (128, 256) for tuned in (False, True)}
 
@@ -132,7 +132,8 @@ def main(args: argparse.Namespace) -> dict:
     summary = {"machine": common.machine(args.device), "target_accuracy": TARGET}
     print(f"machine: {summary['machine']}")
     for recipe, label in LABELS.items():
-        print(f"{label}: {args.classic_epochs if recipe == 'classic' else args.epochs} epochs", flush=True)
+        epochs = {"classic": args.classic_epochs, "fast": notebook.FAST_EPOCHS}.get(recipe, args.epochs)
+        print(f"{label}: {epochs} epochs", flush=True)
         row = summary[recipe] = summary_of(recipe, args)
         if recipe != "classic" and summary["classic"]["time_to_target_s"] and row["time_to_target_s"]:
             row["speedup_time_to_target"] = summary["classic"]["time_to_target_s"] / row["time_to_target_s"]
