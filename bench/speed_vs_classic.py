@@ -82,6 +82,12 @@ def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
     return {"recipe": recipe, "epochs": epochs, "seed": seed, "epoch_seconds": seconds, "test_accuracy": accuracies}
 
 
+def epochs_of(recipe: str, args: argparse.Namespace) -> int:
+    """A recipe's full run: the classic example's --classic-epochs, FAST's own schedule (as --choose-fast chose it),
+    the other recipes' --epochs."""
+    return {"classic": args.classic_epochs, "fast": notebook.FAST_EPOCHS}.get(recipe, args.epochs)
+
+
 def summary_of(recipe: str, args: argparse.Namespace) -> dict:
     """Full-length runs for every seed, then per seed the time to TARGET: the classic example's first epoch there;
     for the notebook's recipes, whose schedule fits the run's length, the shortest run that ends there."""
@@ -94,8 +100,7 @@ def summary_of(recipe: str, args: argparse.Namespace) -> dict:
                 return n, sum(r["epoch_seconds"])
         return None, None
 
-    seeds, epochs = ([1], args.classic_epochs) if recipe == "classic" else (range(args.seeds), args.epochs)
-    epochs = notebook.FAST_EPOCHS if recipe == "fast" else epochs  # its schedule, as --choose-fast chose it
+    seeds, epochs = [1] if recipe == "classic" else range(args.seeds), epochs_of(recipe, args)
     full = [run(recipe, epochs, seed, args) for seed in seeds]
     reached, fastest = zip(*(time_to_target(seed, r) for seed, r in zip(seeds, full, strict=True)), strict=True)
     final = [r["test_accuracy"][-1] for r in full]
@@ -132,8 +137,7 @@ def main(args: argparse.Namespace) -> dict:
     summary = {"machine": common.machine(args.device), "target_accuracy": TARGET}
     print(f"machine: {summary['machine']}")
     for recipe, label in LABELS.items():
-        epochs = {"classic": args.classic_epochs, "fast": notebook.FAST_EPOCHS}.get(recipe, args.epochs)
-        print(f"{label}: {epochs} epochs", flush=True)
+        print(f"{label}: {epochs_of(recipe, args)} epochs", flush=True)
         row = summary[recipe] = summary_of(recipe, args)
         if recipe != "classic" and summary["classic"]["time_to_target_s"] and row["time_to_target_s"]:
             row["speedup_time_to_target"] = summary["classic"]["time_to_target_s"] / row["time_to_target_s"]
