@@ -10,6 +10,7 @@ import itertools
 import math
 import shutil
 import time
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -177,6 +178,24 @@ def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: i
         print(f"epoch {epoch:>2}/{epochs}  training loss {train_loss:.4f}, accuracy {train_accuracy:6.2%}  |  "
               f"validation loss {val_loss:.4f}, accuracy {val_accuracy:6.2%}  |  {seconds:4.1f} s")
     return history
+
+
+@contextmanager
+def recorded_blocks(model: nn.Module, names: tuple[str, ...] = ("conv1", "conv2", "conv3")):
+    """Inside the `with`, each named block's output of the last forward pass, by name, recorded by forward hooks."""
+    maps = {}
+
+    def record(name: str):
+        def hook(module, inputs, output):  # PyTorch calls it each time the block has run
+            maps[name] = output
+        return hook
+
+    hooks = [getattr(model, name).register_forward_hook(record(name)) for name in names]
+    try:
+        yield maps  # the body of the `with` runs here
+    finally:  # then the hooks go, even after an error
+        for hook in hooks:
+            hook.remove()
 
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part II, A. A baseline without convolution (optional; needs only Part I)
@@ -481,3 +500,35 @@ def probabilities_html(digit: int, probabilities: np.ndarray) -> str:
         f"<div style='background:{'#ff7f0e' if d == digit else '#1f77b4'};height:12px;width:{200 * p:.0f}px'></div>"
         f"{p:.0%}</div>" for d, p in enumerate(probabilities))
     return f"<div class='digit-prediction'><b>prediction: {digit}</b> ({probabilities[digit]:.0%}){bars}</div>"
+
+
+def picture_html(pixels: np.ndarray, style: str, title: str = "") -> str:
+    """An <img> of grey or RGB uint8 pixels, as an inline PNG, its pixels drawn sharp however large it is shown."""
+    import base64  # imported here: only the canvas needs them
+    import io
+
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    return (f"<img title='{title}' style='{style};image-rendering:pixelated' "
+            f"src='data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}'>")
+
+
+def feature_maps_html(field: np.ndarray, maps: dict[str, torch.Tensor]) -> str:
+    """The 28 x 28 field and each block's feature maps for one image (the first), as HTML for a widget: one colour
+    scale per block, from 0 to the block's largest value; each map's title names its channel and largest value."""
+    figure = "<figure style='margin:0;flex:0 1 240px'><figcaption style='font-size:12px'>{}</figcaption>{}</figure>"
+    field_picture = picture_html(np.round(255 * field).astype(np.uint8), "width:84px;border:1px solid gray")
+    figures = [figure.format("what the network reads, 28 &times; 28", field_picture)]
+    for name, output in maps.items():
+        output = output[0].float().cpu()
+        channels, side, largest = output.shape[0], output.shape[1], output.max().item()
+        # section C's colours, as red, green, blue and opacity bytes; `or 1`: a block of zeros stays at the bottom
+        colours = plt.cm.viridis((output / (largest or 1)).numpy(), bytes=True)[..., :3]
+        pictures = "".join(picture_html(colours[channel], "width:100%", f"{name}, channel {channel}: largest "
+                                        f"{output[channel].max():.2f}") for channel in range(channels))
+        columns = 8 if side > 7 else 16  # 8 maps a row of 14 x 14, 16 of smaller ones: 240 pixels wide
+        grid = (f"<div style='display:grid;grid-template-columns:repeat({columns},1fr);gap:1px;width:240px;"
+                f"max-width:100%'>{pictures}</div>")
+        caption = f"{name}: {channels} &times; {side} &times; {side}, largest {largest:.2f}"
+        figures.append(figure.format(caption, grid))
+    return f"<div style='display:flex;flex-wrap:wrap;gap:10px 16px;max-width:720px'>{''.join(figures)}</div>"

@@ -63,9 +63,11 @@ def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, browser, front
         page.wait_for_timeout(500)
         stroke(page, canvas, [(0.5, 0.12), (0.42, 0.88)])
         (prediction := page.locator(".digit-prediction")).wait_for(state="visible", timeout=60_000)
-        text = prediction.inner_text()
+        text, maps = prediction.inner_text(), page.locator("img[title^='conv']")  # feature_maps_html's maps
+        shown = maps.evaluate_all("all => all.map(map => map.title.split(':')[0])")
         page.get_by_role("button", name="Clear").click()
         prediction.wait_for(state="detached", timeout=30_000)
+        assert maps.count() == 0
     except Exception:
         page.screenshot(path=str(ROOT / "outputs" / f"canvas_test_{frontend}_failed.png"), full_page=True)
         raise
@@ -73,3 +75,5 @@ def test_drawing_on_the_canvas_shows_a_prediction(jupyter_server, browser, front
         page.close()
     assert text.startswith("prediction: 1"), text  # a vertical stroke reads as a 1
     assert text.count("%") == 11, text  # the predicted digit's probability and ten bars
+    assert shown == [f"conv{block}, channel {channel}" for block, channels in ((1, 16), (2, 32), (3, 64))
+                     for channel in range(channels)]  # under the canvas, every feature map

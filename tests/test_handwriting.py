@@ -1,9 +1,14 @@
 """Tests of the notebook's "own handwriting" preprocessing (an image of a digit -> an MNIST-style field) and its pad."""
 
+import base64
+import io
+import itertools
+import re
 import time
 from contextlib import nullcontext
 from unittest.mock import Mock, call
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -127,6 +132,39 @@ def test_drawing_pad_hands_each_stroke_to_the_callback_and_mirrors_it_on_the_can
     pad.clear()
     assert not np.asarray(pad.image).any()
     assert canvas.fill_rect.call_args_list == [call(0, 0, 280, 280)] * 2  # black at the start and when cleared
+
+
+def test_recorded_blocks_hold_each_blocks_output_of_the_prediction_and_let_go_after_the_with(committed_network):
+    (model, mean, std), image = committed_network, drawn([[(140, 40), (140, 240)]])
+    with notebook.recorded_blocks(model) as maps:
+        notebook.predict_digit(model, image, mean, std, torch.device("cpu"))
+    field = ((torch.from_numpy(notebook.mnist_style(image)) - mean) / std)[None, None]
+    with torch.inference_mode():
+        expected = list(itertools.accumulate([model.conv1, model.conv2, model.conv3], lambda x, block: block(x),
+                                             initial=field))[1:]
+    assert list(maps) == ["conv1", "conv2", "conv3"]
+    assert all(torch.equal(maps[name], output) for name, output in zip(maps, expected, strict=True))
+    notebook.predict_probabilities(model, torch.zeros(1, 1, 28, 28))  # after the with: nothing recorded
+    assert all(torch.equal(maps[name], output) for name, output in zip(maps, expected, strict=True))
+
+
+def test_feature_maps_html_draws_the_field_and_every_map_on_its_blocks_scale_titled_with_its_largest_value():
+    field = np.random.default_rng(0).random((28, 28), dtype=np.float32)
+    maps = {name: torch.rand(1, channels, side, side) for name, channels, side in
+            (("conv1", 16, 14), ("conv2", 32, 7), ("conv3", 64, 3))}
+    maps["conv2"][0, 5] = 0  # a map with nothing in it: the bottom of the scale
+    maps["conv2"][0, 9, 2, 4] = 7  # the block's largest value: the top of its scale, whatever the other blocks hold
+    pictures = re.findall(r"<img title='([^']*)' style='[^']*' src='data:image/png;base64,([^']*)'>",
+                          notebook.feature_maps_html(field, maps))
+    assert len(pictures) == 1 + 16 + 32 + 64
+    png = [np.asarray(Image.open(io.BytesIO(base64.b64decode(data)))) for _, data in pictures]
+    assert np.array_equal(png[0], np.round(255 * field).astype(np.uint8))
+    viridis = matplotlib.colormaps["viridis"]([0.0, 1.0], bytes=True)[:, :3]
+    assert (png[1 + 16 + 5] == viridis[0]).all()
+    assert (png[1 + 16 + 9][2, 4] == viridis[1]).all()
+    assert (png[1 + 16 + 9] != viridis[1]).any(axis=-1).sum() == 48
+    assert pictures[1 + 16 + 9][0] == "conv2, channel 9: largest 7.00"
+    assert pictures[1 + 16 + 32 + 63][0] == f"conv3, channel 63: largest {maps['conv3'][0, 63].max():.2f}"
 
 
 def test_predict_digit_feeds_the_preprocessed_normalised_image_to_the_model():
