@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -54,7 +55,8 @@ def notebook_constants() -> dict:
                        inspect.signature(getattr(notebook, name)).parameters.items()
                        if parameter.default is not inspect.Parameter.empty} for name in PORTED}
     return {"MIN_DIGIT": notebook.MIN_DIGIT, "DOT": notebook.DOT, "MNIST_STROKE": notebook.MNIST_STROKE,
-            "LUMA": list(notebook.LUMA), "LABEL_SMOOTHING": notebook.LABEL_SMOOTHING, "defaults": defaults}
+            "LUMA": list(notebook.LUMA), "LABEL_SMOOTHING": notebook.LABEL_SMOOTHING, "defaults": defaults,
+            "VIRIDIS": colormaps["viridis"](range(256), bytes=True)[:, :3].tobytes().hex()}  # feature_maps_html's
 
 
 def read_weights_script(path: Path) -> dict:

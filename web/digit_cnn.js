@@ -78,23 +78,31 @@ var DigitCNN = (function () {
     return output;
   }
 
-  // Probabilities for a 28 x 28 field of grey levels from 0 to 1, normalised as the notebook's predict_digit does.
-  function predict_probabilities(field) {
+  const BLOCKS = ["conv1", "conv2", "conv3"];
+
+  // For a 28 x 28 field of grey levels from 0 to 1, normalised as the notebook's predict_digit does: the ten
+  // probabilities, and each block's output on the way (its feature maps, as Part II (C)'s forward hooks record them).
+  function forward(field) {
     const data = Float64Array.from(field, value => (value - DIGIT_CNN.mean) / DIGIT_CNN.std);
+    const maps = [];
     let features = {channels: 1, height: 28, width: 28, data: data};
-    for (const name of ["conv1", "conv2", "conv3"]) features = conv_block(features, LAYERS[name]);
+    for (const name of BLOCKS) maps.push(features = conv_block(features, LAYERS[name]));
     const hidden = linear(features.data, LAYERS.fc1).map(value => Math.max(value, 0));  // ReLU; no dropout in eval
     const logits = linear(hidden, LAYERS.fc2);
     const largest = Math.max(...logits);  // softmax, shifted by the largest first so that exp never overflows
     const exps = logits.map(logit => Math.exp(logit - largest)), total = exps.reduce((a, b) => a + b, 0);
-    return exps.map(value => value / total);
+    return {probabilities: exps.map(value => value / total), maps: maps};
   }
 
-  // The digit, the ten probabilities and the field read, for a canvas's RGBA pixels; throws mnist_style's refusals.
+  // The digit, the ten probabilities, the field read and the feature maps, for a canvas's RGBA pixels; throws
+  // mnist_style's refusals.
   function predict_digit(pixels) {
-    const field = MnistStyle.mnist_style(pixels), probabilities = predict_probabilities(field.data);
-    return {digit: probabilities.indexOf(Math.max(...probabilities)), probabilities: probabilities, field: field};
+    const field = MnistStyle.mnist_style(pixels), {probabilities, maps} = forward(field.data);
+    return {digit: probabilities.indexOf(Math.max(...probabilities)), probabilities, field, maps};
   }
 
-  return {predict_probabilities, predict_digit};
+  // Each block's name, number of feature maps and their side (28 -> 14 -> 7 -> 3), to lay out the page's figures.
+  const block_shapes = BLOCKS.map((name, block) => ({name, channels: LAYERS[name].shape[0], side: 28 >> (block + 1)}));
+
+  return {forward, predict_digit, block_shapes};
 })();

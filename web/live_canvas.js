@@ -1,12 +1,13 @@
 /* The live canvas: the notebook's DrawingPad and canvas cell in the browser. After every stroke (mouse, pen or finger:
-pointer events) the page reads the drawing as predict_digit does and shows the digit, the probabilities' bars and the
-28 x 28 field. Positions are scaled from CSS pixels to canvas pixels, as the canvas may be shown smaller. */
+pointer events) the page reads the drawing as predict_digit does and shows the digit, the probabilities' bars, the
+28 x 28 field and each block's feature maps, as the notebook's feature_maps_html lays them out. Positions are scaled
+from CSS pixels to canvas pixels, as the canvas may be shown smaller. */
 var LiveCanvas = (function () {
   "use strict";
 
   const root = document.getElementById("live-digit");
-  const [pad, field_canvas, answer, timing] = ["pad", "field", "answer", "time"].map(
-    part => root.querySelector(`.live-digit-${part}`));
+  const [pad, field_canvas, answer, timing, maps_root, map_info] = ["pad", "field", "answer", "time", "maps", "map-info"]
+    .map(part => root.querySelector(`.live-digit-${part}`));
   const drawing_pad = DIGIT_CNN.constants.defaults.DrawingPad;  // the notebook's canvas: its size and line width
   const context = pad.getContext("2d", {willReadFrequently: true});
   const state = {pointer: null, last_point: null, last: null};
@@ -27,14 +28,54 @@ var LiveCanvas = (function () {
     return `<div class='digit-prediction'><b>prediction: ${digit}</b> (${percent(probabilities[digit])})${bars}</div>`;
   }
 
-  function show_field(field) {
-    const picture = new ImageData(28, 28);
-    for (let i = 0; i < 28 * 28; i++) {
-      const grey = field ? Math.round(255 * field.data[i]) : 0;
-      picture.data.set([grey, grey, grey, 255], 4 * i);
-    }
-    field_canvas.getContext("2d").putImageData(picture, 0, 0);
+  // 256 greys, and the notebook's 256 colours of feature_maps_html (matplotlib's viridis, through the weights file),
+  // as the red, green, blue and opacity of a pixel.
+  const GREYS = Array.from({length: 256}, (_, grey) => [grey, grey, grey, 255]);
+  const VIRIDIS = Array.from({length: 256}, (_, i) => [0, 2, 4].map(
+    at => parseInt(DIGIT_CNN.constants.VIRIDIS.slice(6 * i + at, 6 * i + at + 2), 16)).concat(255));
+
+  // A canvas's pixels, each the colour of its value.
+  function paint(canvas, values, colour) {
+    const picture = new ImageData(canvas.width, canvas.height);
+    values.forEach((value, i) => picture.data.set(colour(value), 4 * i));
+    canvas.getContext("2d").putImageData(picture, 0, 0);
   }
+
+  function show_field(field) {
+    paint(field_canvas, field ? field.data : new Float32Array(28 * 28), value => GREYS[Math.round(255 * value)]);
+  }
+
+  // One figure per block: a caption and a grid of small canvases, one per feature map (8 columns of 14 x 14 maps,
+  // 16 of smaller ones), made from the network's own shapes, so that a wider network shows all of its maps.
+  const blocks = DigitCNN.block_shapes.map(({name, channels, side}) => {
+    const figure = maps_root.appendChild(document.createElement("figure"));
+    const caption = figure.appendChild(document.createElement("figcaption"));
+    const grid = figure.appendChild(document.createElement("div"));
+    grid.className = "live-digit-grid";
+    grid.style.gridTemplateColumns = `repeat(${side > 7 ? 8 : 16}, 1fr)`;
+    const canvases = Array.from({length: channels}, () => grid.appendChild(document.createElement("canvas")));
+    for (const canvas of canvases) canvas.width = canvas.height = side;
+    return {name, channels, side, figure, caption, canvases};
+  });
+
+  // Each block's maps on the block's own colour scale, from 0 (dark purple) to its largest value (yellow); each
+  // map's title (a hover, or a tap through map_info) names its channel and its largest value. Hidden without maps.
+  function show_maps(maps) {
+    blocks.forEach(({name, channels, side, figure, caption, canvases}, block) => {
+      figure.hidden = !maps;
+      if (!maps) return;
+      const output = maps[block].data, largest = output.reduce((a, b) => Math.max(a, b)), size = side * side;
+      caption.textContent = `${name}: ${channels} × ${side} × ${side}, largest ${largest.toFixed(2)}`;
+      canvases.forEach((canvas, channel) => {
+        const values = output.subarray(channel * size, (channel + 1) * size);  // as matplotlib picks a colour:
+        paint(canvas, values, value => VIRIDIS[Math.min(Math.floor(256 * value / (largest || 1)), 255)]);
+        canvas.title = `${name}, channel ${channel}: largest ${values.reduce((a, b) => Math.max(a, b)).toFixed(2)}`;
+      });
+    });
+  }
+  maps_root.addEventListener("pointerover", event => {  // a mouse over a map, or a finger's tap on it
+    if (event.target.title) map_info.textContent = event.target.title;
+  });
 
   // Read the canvas as the notebook reads its drawing: predict_digit on the canvas's pixels.
   function read_drawing() {
@@ -48,9 +89,11 @@ var LiveCanvas = (function () {
       answer.innerHTML = "<div class='digit-error'><i></i></div>";
       answer.querySelector("i").textContent = error.message;
     }
-    state.last = {...result, milliseconds: performance.now() - started};
     show_field(result.field);
-    timing.textContent = `read in ${state.last.milliseconds.toFixed(0)} ms by your browser`;
+    show_maps(result.maps);
+    map_info.textContent = "";  // the maps it named are gone
+    state.last = {...result, milliseconds: performance.now() - started};
+    timing.textContent = `read and drawn in ${state.last.milliseconds.toFixed(0)} ms by your browser`;
   }
 
   function clear() {
@@ -58,8 +101,9 @@ var LiveCanvas = (function () {
     context.fillRect(0, 0, pad.width, pad.height);
     state.last = null;
     answer.innerHTML = "<i>draw a digit</i>";
-    timing.textContent = "";
+    timing.textContent = map_info.textContent = "";
     show_field(null);
+    show_maps(null);
   }
 
   // A pointer's position in canvas pixels: CSS pixels inside the border, scaled to the canvas's own size.
@@ -120,6 +164,15 @@ var LiveCanvas = (function () {
     `smoothing (LABEL_SMOOTHING = ${smoothing}, Part II (B)), towards ${percent(target)} for the right digit and ` +
     `${percent(smoothing / 10)} for each of the others.`;
   clear();
+  // Speed only, not needed to understand the page: once it has loaded, a stroke read three times and wiped, so that
+  // the browser has compiled the code before the reader's first stroke, which would otherwise take about twice as
+  // long (docs/static-page.md); not once the reader has begun.
+  window.addEventListener("load", () => setTimeout(() => {
+    if (state.pointer !== null || state.last !== null) return;
+    line([140, 60], [140, 220]);
+    for (let warm_up = 0; warm_up < 3; warm_up++) read_drawing();
+    clear();
+  }));
 
   return {state, clear, read_drawing};
 })();

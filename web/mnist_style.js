@@ -25,9 +25,10 @@ var MnistStyle = (function () {
   // A canvas's RGBA bytes (getImageData) -> grey levels from 0 (black) to 1 (white), as to_grayscale does.
   function to_grayscale(pixels) {
     const grey = zeros(pixels.height, pixels.width), bytes = pixels.bytes, [red, green, blue] = NOTEBOOK.LUMA;
-    for (let i = 0; i < grey.data.length; i++) {
-      const [r, g, b, alpha] = [0, 1, 2, 3].map(channel => bytes[4 * i + channel] / 255);
-      grey.data[i] = (r * red + g * green + b * blue) * alpha + 1 - alpha;  // alpha over white paper
+    for (let i = 0; i < grey.data.length; i++) {  // one pixel's red, green, blue and opacity: bytes 4i to 4i + 3
+      const alpha = bytes[4 * i + 3] / 255;
+      grey.data[i] = (bytes[4 * i] / 255 * red + bytes[4 * i + 1] / 255 * green + bytes[4 * i + 2] / 255 * blue) *
+        alpha + 1 - alpha;  // alpha over white paper
     }
     return grey;
   }
@@ -92,7 +93,8 @@ var MnistStyle = (function () {
   /* Average stroke width of an image's ink (its pixels above 0.5): twice the ink area over the ink pixels with paper
      (or the edge) among their 8 neighbours. */
   function stroke_width(ink) {
-    const {height, width} = ink, mask = Uint8Array.from(ink.data, value => (value > 0.5 ? 1 : 0));
+    const {height, width} = ink, mask = new Uint8Array(height * width);
+    for (let i = 0; i < mask.length; i++) mask[i] = ink.data[i] > 0.5 ? 1 : 0;
     let area = 0, inner = 0;
     for (let row = 0; row < height; row++) {
       for (let column = 0; column < width; column++) {
