@@ -185,7 +185,7 @@ def recorded_blocks(model: nn.Module, names: tuple[str, ...] = ("conv1", "conv2"
     """Inside the `with`, each named block's output of the last forward pass, by name, recorded by forward hooks."""
     maps = {}
 
-    def record(name: str):
+    def record(name: str):  # one hook per block, each keeping its block's name
         def hook(module, inputs, output):  # PyTorch calls it each time the block has run
             maps[name] = output
         return hook
