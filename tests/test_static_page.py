@@ -5,6 +5,7 @@ import base64
 import io
 import re
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -88,16 +89,19 @@ def test_feature_maps_drawn_after_each_drawing_are_the_blocks_outputs_on_the_fie
             notebook.predict_probabilities(network, field)
         for on_page, output in zip(last["maps"], maps.values(), strict=True):
             assert np.abs(np.array(on_page) - output.flatten().numpy()).max() < 1e-4
-        drawn = tab.evaluate("""() => Array.from(document.querySelectorAll('.live-digit-grid'), grid => {
+        drawn = tab.evaluate("""top => Array.from(document.querySelectorAll('.live-digit-grid'), grid => {
             const canvases = Array.from(grid.children), titles = canvases.map(canvas => canvas.title);
             const brightest = canvases.map(canvas => { const {width, height} = canvas, pixels = canvas.getContext('2d')
-                .getImageData(0, 0, width, height).data; return pixels.some((v, i) => i % 4 === 0 && v === 253); });
-            return {titles, brightest}; })""")
+                .getImageData(0, 0, width, height).data;  // a pixel of viridis's top colour
+                return pixels.some((v, i) => i % 4 === 0 && [v, pixels[i + 1], pixels[i + 2]].join() === top); });
+            return {titles, brightest}; })""", ",".join(map(str, matplotlib.colormaps["viridis"](255, bytes=True)[:3])))
         for (name, output), shown in zip(maps.items(), drawn, strict=True):
             largest = output[0].flatten(1).max(dim=1).values
             assert shown["titles"] == [f"{name}, channel {c}: largest {v:.2f}" for c, v in enumerate(largest)]
             assert shown["brightest"][int(largest.argmax())]  # the block's largest value is the top of its scale
         milliseconds.append(last["milliseconds"])
+    figures = [tab.locator(".live-digit-maps figure").nth(index).bounding_box() for index in range(4)]
+    assert figures[0]["y"] == figures[1]["y"] < figures[2]["y"] == figures[3]["y"]  # two a row, as in the notebook
     assert (tab.fetched, tab.errors) == ([], [])
     print(f"\nupdate after a stroke, {len(milliseconds)} drawings: median {np.median(milliseconds):.1f} ms, first "
           f"{milliseconds[0]:.1f} ms, slowest {max(milliseconds):.1f} ms (docs/static-page.md)")

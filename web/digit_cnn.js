@@ -101,7 +101,8 @@ var DigitCNN = (function () {
     return {digit: probabilities.indexOf(Math.max(...probabilities)), probabilities, field, maps};
   }
 
-  // Each block's name, number of feature maps and their side (28 -> 14 -> 7 -> 3), to lay out the page's figures.
+  // Each block's name, number of feature maps (from the weights) and their side (28 -> 14 -> 7 -> 3, as each
+  // conv_block halves it), to lay out the page's figures.
   const block_shapes = BLOCKS.map((name, block) => ({name, channels: LAYERS[name].shape[0], side: 28 >> (block + 1)}));
 
   return {forward, predict_digit, block_shapes};

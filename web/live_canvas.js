@@ -46,7 +46,7 @@ var LiveCanvas = (function () {
   }
 
   // One figure per block: a caption and a grid of small canvases, one per feature map (8 columns of 14 x 14 maps,
-  // 16 of smaller ones), made from the network's own shapes, so that a wider network shows all of its maps.
+  // 16 of smaller ones), as many as the network's blocks have channels, so that a wider network shows all of them.
   const blocks = DigitCNN.block_shapes.map(({name, channels, side}) => {
     const figure = maps_root.appendChild(document.createElement("figure"));
     const caption = figure.appendChild(document.createElement("figcaption"));
@@ -169,7 +169,7 @@ var LiveCanvas = (function () {
   // long (docs/static-page.md); not once the reader has begun.
   window.addEventListener("load", () => setTimeout(() => {
     if (state.pointer !== null || state.last !== null) return;
-    line([140, 60], [140, 220]);
+    line([pad.width / 2, pad.height / 5], [pad.width / 2, 4 * pad.height / 5]);
     for (let warm_up = 0; warm_up < 3; warm_up++) read_drawing();
     clear();
   }));
