@@ -164,13 +164,13 @@ var LiveCanvas = (function () {
     `smoothing (LABEL_SMOOTHING = ${smoothing}, Part II (B)), towards ${percent(target)} for the right digit and ` +
     `${percent(smoothing / 10)} for each of the others.`;
   clear();
-  // Speed only, not needed to understand the page: once it has loaded, a stroke read three times and wiped, so that
-  // the browser has compiled the code before the reader's first stroke, which would otherwise take about twice as
-  // long (docs/static-page.md); not once the reader has begun.
+  // Speed only, not needed to understand the page: once it has loaded, a stroke read six times and wiped, so that
+  // the browser has compiled the code before the reader's first stroke, which would otherwise take two to four times
+  // as long (docs/static-page.md); not once the reader has begun.
   window.addEventListener("load", () => setTimeout(() => {
     if (state.pointer !== null || state.last !== null) return;
     line([pad.width / 2, pad.height / 5], [pad.width / 2, 4 * pad.height / 5]);
-    for (let warm_up = 0; warm_up < 3; warm_up++) read_drawing();
+    for (let warm_up = 0; warm_up < 6; warm_up++) read_drawing();
     clear();
   }));
 
