@@ -152,6 +152,12 @@ def sgd_one_cycle(model: nn.Module, learning_rate: float, total_steps: int, *, w
     return optimizer, scheduler
 
 
+def whole_batches_of(dataset: TensorDataset, batch_size: int) -> DataLoader:
+    """The standard DataLoader's shuffled batches, in the same order, each indexed from the tensors at once: a
+    BatchSampler hands the dataset a whole batch of indices, and batch_size=None stacks nothing (Part II (D))."""
+    return DataLoader(dataset, sampler=BatchSampler(RandomSampler(dataset), batch_size, False), batch_size=None)
+
+
 def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: int, learning_rate: float,
                  batch_size: int, augment: bool = False, label_smoothing: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, momentum_range: tuple[float, float] | None = None,
@@ -159,8 +165,8 @@ def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: i
     """Part I's training cell with Part II (B)'s ingredients as options (by default, none: Part I's recipe); one row
     of figures per epoch. Seed before creating the model and again before calling it, as Part I does."""
     dataset = TensorDataset(*train_data)
-    if whole_batches:  # Part II (D): each batch indexed from the tensors at once, the same batches in the same order
-        loader = DataLoader(dataset, sampler=BatchSampler(RandomSampler(dataset), batch_size, False), batch_size=None)
+    if whole_batches:  # Part II (D)
+        loader = whole_batches_of(dataset, batch_size)
     else:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
                             collate_fn=augmented_batch if augment else None)  # augmented_batch: Part II (B)
