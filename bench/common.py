@@ -42,23 +42,21 @@ def notebook_data(seed: int, root: str | Path, device, limit: int | None = None)
     train_set, test_set = mnist(root, train=True), mnist(root, train=False)
     train_index, val_index = notebook.split_training_set(len(train_set.data), seed)
     mean, std = notebook.pixel_statistics(train_set.data[train_index])
-    test_index = torch.arange(len(test_set.data))
-    if limit:
-        train_index, val_index, test_index = train_index[:limit], val_index[: limit // 2], test_index[: limit // 2]
-    return (*[(notebook.to_model_input(chosen.data[index], mean, std, device), chosen.targets[index].to(device))
-              for chosen, index in ((train_set, train_index), (train_set, val_index), (test_set, test_index))],
-            mean, std)
+    half = limit and limit // 2  # None: every image
+    parts = (train_set, train_index[:limit]), (train_set, val_index[:half]), (test_set, slice(half))
+    return (*[(notebook.to_model_input(dataset.data[index], mean, std, device), dataset.targets[index].to(device))
+              for dataset, index in parts], mean, std)
 
 
 def train(ingredients: dict, seed: int, train_data: tuple, watched: tuple, epochs: int, device, channels_last=True,
           bfloat16=False):
-    """A DigitCNN seeded and trained as the notebook does, `watched` evaluated after every epoch: (model, history).
-    `ingredients` may set the learning rate and the batch size too (FAST does); bfloat16: Part II (D)'s autocast."""
+    """A DigitCNN seeded and trained as the notebook does, `watched` evaluated after every epoch: (model, history)."""
     torch.manual_seed(seed)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = notebook.DigitCNN().to(device, memory_format=layout)
     torch.manual_seed(seed)
     settings = {"learning_rate": DEFAULTS["LEARNING_RATE"], "batch_size": DEFAULTS["BATCH_SIZE"], **ingredients}
+    # FAST's ingredients set the learning rate and the batch size too; bfloat16: Part II (D)'s autocast
     return model, notebook.train_recipe(notebook.Bfloat16(model) if bfloat16 else model, train_data, watched, epochs,
                                         **settings)
 
@@ -104,15 +102,21 @@ def at_least(lowest: int):
 
 
 def training_parser(description: str) -> argparse.ArgumentParser:
-    """The flags of the scripts that train: --quick, --epochs, --seeds, --device, --data-root (and a hidden --limit)."""
+    """The flags of the scripts that train: --quick, --epochs, --seeds, --device, --data-root."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 training images, 1 epoch, 1 seed")
     parser.add_argument("--epochs", type=at_least(1), default=DEFAULTS["EPOCHS"], help="default: the notebook's")
     parser.add_argument("--seeds", type=at_least(1), default=3, help="seeds 0 to N-1 (default 3)")
     parser.add_argument("--device", type=device, default="cpu" if checks.device_problem("cuda") else "cuda")
     parser.add_argument("--data-root", default=DEFAULTS["DATA_ROOT"])
-    parser.add_argument("--limit", type=at_least(1), default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def parsed(parser: argparse.ArgumentParser, argv: list[str] | None, **quick) -> argparse.Namespace:
+    """The command line; `limit` (training images) is None, or with --quick 2,000, and 1 epoch, 1 seed and `quick`."""
+    args = parser.parse_args(argv)
+    vars(args).update({"limit": 2_000, "epochs": 1, "seeds": 1, **quick} if args.quick else {"limit": None})
+    return args
 
 
 def machine(device) -> str:

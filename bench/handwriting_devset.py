@@ -2,8 +2,7 @@
 handwriting fonts as ink, photos, drawings and phone photos, MNIST digits, blank sheets and dots (docs/handwriting.md).
 Per condition: accuracy, refusals, seconds per image, and the paper contrast and dot ratio the refusals rest on.
 
-    python bench/handwriting_devset.py --model outputs/digit_cnn_tuned.pt --output outputs/devset.json [--quick]
-"""
+    python bench/handwriting_devset.py --model outputs/digit_cnn_tuned.pt --output outputs/devset.json [--quick]"""
 
 import argparse
 import hashlib
@@ -16,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -81,19 +80,12 @@ def glyph_coverage(path: Path, digit: int, ink_height: int, angle: float) -> np.
     return np.asarray(render(path, digit, font_size, angle), dtype=np.float64) / 255
 
 
-def tight_box(coverage: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns of the pixels with at least TIGHT ink."""
-    rows, columns = np.nonzero(coverage >= TIGHT)
-    return slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1)
-
-
 def on_paper(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Blue ink on light, slightly yellow paper with a light gradient and a little noise: an 8-bit RGB photo."""
-    height, width = coverage.shape
+    rows, columns = (np.linspace(-0.5, 0.5, size, dtype=np.float32) for size in coverage.shape)
     direction = rng.uniform(0, 2 * np.pi)
-    rows = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None]
-    columns = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :]
-    light = rng.uniform(0.78, 0.93) + rng.uniform(0.04, 0.12) * (np.cos(direction) * columns + np.sin(direction) * rows)
+    gradient = np.cos(direction) * columns[None, :] + np.sin(direction) * rows[:, None]
+    light = rng.uniform(0.78, 0.93) + rng.uniform(0.04, 0.12) * gradient
     paper = light[..., None] * np.array([1.0, 0.98, 0.92], dtype=np.float32)  # warm white
     ink = np.array([0.12, 0.18, 0.55], dtype=np.float32) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
     strength = (rng.uniform(0.75, 0.95) * coverage).astype(np.float32)[..., None]
@@ -104,21 +96,18 @@ def on_paper(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def thinned(image: np.ndarray) -> np.ndarray:
     """The strokes' one-pixel centre line: Zhang and Suen's thinning (skimage.morphology.thin; not installed here)."""
-    image = np.pad(image, 1)
-    while True:
-        removed = False
+    image, before = np.pad(image, 1), None
+    while before is None or (image != before).any():  # until a pass removes nothing
+        before = image.copy()
         for step in (0, 1):
             ring = [image[1 + r:image.shape[0] - 1 + r, 1 + c:image.shape[1] - 1 + c] for r, c in  # p2-p9 clockwise
                     ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))]
             p2, p4, p6, p8 = ring[::2]
             crossings = sum((~a & b).astype(np.uint8) for a, b in itertools.pairwise([*ring, p2]))
             first, second = (p2 & p4 & p6, p4 & p6 & p8) if step == 0 else (p2 & p4 & p8, p2 & p6 & p8)
-            remove = image[1:-1, 1:-1] & (crossings == 1) & ~first & ~second
-            remove &= ((neighbours := sum(p.astype(np.uint8) for p in ring)) >= 2) & (neighbours <= 6)
-            image[1:-1, 1:-1] &= ~remove
-            removed |= bool(remove.any())
-        if not removed:
-            return image[1:-1, 1:-1]
+            neighbours = sum(p.astype(np.uint8) for p in ring)
+            image[1:-1, 1:-1] &= ~((crossings == 1) & ~first & ~second & (neighbours >= 2) & (neighbours <= 6))
+    return image[1:-1, 1:-1]
 
 
 def centre_line(path: Path, digit: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,11 +121,6 @@ def centre_line(path: Path, digit: int, angle: float) -> tuple[np.ndarray, np.nd
     return points.astype(np.float64), np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def placed(points: np.ndarray, scale: float, top: float, left: float) -> np.ndarray:
-    """The points scaled and moved so that their top-left corner lands on (top, left); as (x, y)."""
-    return ((points - points.min(axis=0)) * scale + np.array([top, left]))[:, ::-1]
-
-
 def canvas_drawing(line: tuple[np.ndarray, np.ndarray], edge: bool, rng: np.random.Generator) -> np.ndarray:
     """The centre line drawn on the DrawingPad: into the canvas's top and bottom (`edge`), or 150 pixels tall."""
     (points, pairs), size = line, PAD.size
@@ -144,7 +128,7 @@ def canvas_drawing(line: tuple[np.ndarray, np.ndarray], edge: bool, rng: np.rand
     scale = (size - 8) / height if edge else 150 / max(height, width)
     top = 4 if edge else (size - height * scale) / 2 + rng.uniform(-15, 15)
     left = (size - width * scale) / 2 + rng.uniform(-15, 15) * (not edge or width * scale < size - 60)
-    xy = placed(points, scale, top, left)
+    xy = ((points - points.min(axis=0)) * scale + np.array([top, left]))[:, ::-1]  # top-left corner there; (x, y)
     PAD.clear()
     for i, j in [*pairs, *((i, i) for i in sorted(set(range(len(points))) - set(pairs.ravel())))]:  # lone points: dots
         PAD.mouse_down(*xy[i])
@@ -157,8 +141,8 @@ def phone_photo(line: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -
     points, pairs = line
     scale, pen = rng.uniform(700, 1400) / (np.ptp(points[:, 0]) + 1), int(rng.integers(5, 10))
     box = tuple(int(extent * scale) + 4 * pen for extent in np.ptp(points, axis=0) + 1)
-    xy, ink = placed(points, scale, 2 * pen, 2 * pen), Image.new("L", box[::-1], 0)
-    draw = ImageDraw.Draw(ink)
+    xy = ((points - points.min(axis=0)) * scale + 2 * pen)[:, ::-1]
+    draw = ImageDraw.Draw(ink := Image.new("L", box[::-1], 0))
     for i, j in pairs:
         draw.line([tuple(xy[i]), tuple(xy[j])], fill=255, width=pen)
     for x, y in xy:
@@ -175,9 +159,9 @@ def typeset(path: Path, digit: int, height: int, rng: np.random.Generator):
     coverage = glyph_coverage(path, digit, height, rng.uniform(-10, 10))
     margins = [max(4, round(rng.uniform(0.15, 0.5) * coverage.shape[0])) for _ in range(4)]  # top, bottom, sides
     coverage = np.pad(coverage, [margins[:2], margins[2:]])
-    tight, ink = tight_box(coverage), np.round(255 * (1 - coverage)).astype(np.uint8)  # black on white
-    yield from (("ink-margin", ink), ("ink-tight", ink[tight]))
-    yield from (("photo-margin", photo := on_paper(coverage, rng)), ("photo-tight", photo[tight]))
+    tight, ink = coverage >= TIGHT, np.round(255 * (1 - coverage)).astype(np.uint8)  # black on white
+    yield from (("ink-margin", ink), ("ink-tight", notebook.crop_to(ink, tight)))
+    yield from (("photo-margin", photo := on_paper(coverage, rng)), ("photo-tight", notebook.crop_to(photo, tight)))
     yield "blank", on_paper(np.zeros_like(coverage), rng)
 
 
@@ -187,7 +171,7 @@ def every_image(fonts: list[dict], seed: int, quick: bool, data_root: str):
     for i in np.random.default_rng([seed, 4]).choice(len(test.data), size=100 if quick else 500, replace=False):
         digit, truth = test.data[i].numpy(), int(test.targets[i])
         yield from (("mnist-margin", "MNIST", truth, digit),
-                    ("mnist-tight", "MNIST", truth, digit[tight_box(digit / 255)]))
+                    ("mnist-tight", "MNIST", truth, notebook.crop_to(digit, digit / 255 >= TIGHT)))
     for index in range(20 if quick else 200):
         rng = np.random.default_rng([seed, 4, index])  # a tap, or (every other one) a drag of up to 10 pixels
         x, y = rng.uniform(PAD.line_width, PAD.size - PAD.line_width, size=2)
@@ -239,12 +223,10 @@ def tally(records: list[dict]) -> dict:
 
 def summarise(records: list[dict]) -> dict:
     """Tallies per condition, and the kinds of refusal per condition."""
-    by_condition = defaultdict(list)
-    for record in records:
-        by_condition[record["condition"]].append(record)
+    groups = {c: [r for r in records if r["condition"] == c] for c in dict.fromkeys(r["condition"] for r in records)}
     refusals = {c: dict(Counter(re.split(r"[:(]", r["answer"])[0].strip() for r in group if r["outcome"] == "refused"))
-                for c, group in by_condition.items()}
-    return {"conditions": {c: tally(by_condition[c]) for c in CONDITIONS if c in by_condition},
+                for c, group in groups.items()}
+    return {"conditions": {c: tally(groups[c]) for c in CONDITIONS if c in groups},
             "refusals": {c: kinds for c, kinds in refusals.items() if kinds}}
 
 

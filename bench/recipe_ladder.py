@@ -1,7 +1,6 @@
 """From Part I's plain recipe to the full one, one ingredient a rung, compared on validation (`make ladder`; Part II (B)
 reads its JSON; docs/benchmarks.md). Only the top rung is tested; --test-kept then trains the rung validation chose
-(the notebook's TUNED) again and tests it once per seed. --quick is a smoke run: 2,000 images, 1 seed, 1 epoch.
-"""
+(the notebook's TUNED) again and tests it once per seed. --quick is a smoke run: 2,000 images, 1 seed, 1 epoch."""
 
 import argparse
 import json
@@ -16,15 +15,11 @@ from handwritten_digits.checkpoints import save_checkpoint
 # isort: split
 import common  # bench/common.py (a script's own folder is on its path)
 
-STEPS = (  # each rung is the one before it plus one ingredient, from Part I's recipe to the full one
-    ("plain (Part I)", {}),
-    ("+ augmentation", {"augment": True}),
-    ("+ label smoothing", {"label_smoothing": notebook.LABEL_SMOOTHING}),
-    ("+ weight decay", {"weight_decay": notebook.WEIGHT_DECAY}),
-    ("+ Nesterov", {"nesterov": True}),
-    ("+ momentum range (full)", {"momentum_range": notebook.MOMENTUM_RANGE}),
-)
-TOP = STEPS[-1][0]  # the full recipe: the rung the script tests, decided before any result was known
+STEPS = {"plain (Part I)": {}, "+ augmentation": {"augment": True},  # each rung: the one before plus one ingredient
+         "+ label smoothing": {"label_smoothing": notebook.LABEL_SMOOTHING},
+         "+ weight decay": {"weight_decay": notebook.WEIGHT_DECAY}, "+ Nesterov": {"nesterov": True},
+         "+ momentum range (full)": {"momentum_range": notebook.MOMENTUM_RANGE}}
+TOP = list(STEPS)[-1]  # the full recipe: the rung the script tests, decided before any result was known
 KEPT_RUNG = "+ weight decay"  # the rung Part II (B) keeps (notebook.TUNED): the best on validation in the committed run
 SAVED = {"plain (Part I)": "plain", TOP: "full", KEPT_RUNG: "tuned"}  # the seed-0 networks --save-networks keeps
 COMMAND = " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]])  # how the JSON was made
@@ -33,7 +28,7 @@ COMMAND = " ".join(["python", "bench/recipe_ladder.py", *sys.argv[1:]])  # how t
 def rungs() -> dict[str, dict]:
     """The ladder's rungs, name -> ingredients: Part I's plain recipe, then each the one before plus its step."""
     ladder, ingredients = {}, notebook.PLAIN
-    for name, added in STEPS:
+    for name, added in STEPS.items():
         ingredients = ladder[name] = {**ingredients, **added}
     return ladder
 
@@ -43,28 +38,26 @@ def summary_of(runs: list[dict]) -> dict:
     summary = {"seeds": [run["seed"] for run in runs]}
     for key in ("val_accuracy", "test_accuracy"):
         if values := [run[key] for run in runs if key in run]:
-            summary[f"{key}_mean"] = statistics.mean(values)
-            summary[f"{key}_stdev"] = statistics.stdev(values) if len(values) > 1 else 0.0
-            summary[f"{key}_min"], summary[f"{key}_max"] = min(values), max(values)
+            stdev = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary |= {f"{key}_mean": statistics.mean(values), f"{key}_stdev": stdev, f"{key}_min": min(values),
+                        f"{key}_max": max(values)}
     summary["training_seconds_median"] = statistics.median(run["training_seconds"] for run in runs)
     return summary
 
 
-def climb(name: str, ingredients: dict, seed: int, data: tuple, epochs: int, args: argparse.Namespace,
-          tested: bool) -> dict:
+def climb(name: str, seed: int, data: tuple, epochs: int, args: argparse.Namespace, tested: bool) -> dict:
     """One rung for one seed: validation accuracy, test accuracy where `tested`; seed 0's network where asked."""
     train_data, val_data, test_data, mean, std = data
-    model, history = common.train(ingredients, seed, train_data, val_data, epochs, args.device)
-    run = {"seed": seed, "val_accuracy": history[-1]["val_accuracy"],
-           "val_accuracy_by_epoch": [row["val_accuracy"] for row in history],
+    model, history = common.train(rungs()[name], seed, train_data, val_data, epochs, args.device)
+    accuracies = [row["val_accuracy"] for row in history]
+    run = {"seed": seed, "val_accuracy": accuracies[-1], "val_accuracy_by_epoch": accuracies,
            "training_seconds": sum(row["seconds"] for row in history)}
     if tested:
         run["test_accuracy"] = notebook.evaluate(model, *test_data)[1]
     if args.save_networks and seed == 0 and name in SAVED:
         save_checkpoint(model, args.save_networks / f"ladder_{SAVED[name]}_seed0.pt", mean, std)
-    print(f"seed {seed}  {name:<26} validation {run['val_accuracy']:.2%}"
-          + (f", test {run['test_accuracy']:.2%}" if tested else "") + f"  ({run['training_seconds']:.0f} s)",
-          flush=True)
+    print(f"seed {seed}  {name:<26} validation {run['val_accuracy']:.2%}" + (f", test {run['test_accuracy']:.2%}"
+          if tested else "") + f"  ({run['training_seconds']:.0f} s)", flush=True)
     return run
 
 
@@ -77,9 +70,8 @@ def main(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     for seed in range(args.seeds):
         data = common.notebook_data(seed, args.data_root, args.device, args.limit)
-        for name, ingredients in ladder.items():
-            rung = result["rungs"][name]
-            rung["runs"].append(climb(name, ingredients, seed, data, args.epochs, args, tested=name == TOP))
+        for name, rung in result["rungs"].items():
+            rung["runs"].append(climb(name, seed, data, args.epochs, args, tested=name == TOP))
             rung["summary"] = summary_of(rung["runs"])
             result["wall_seconds"] = time.perf_counter() - started
             common.write_json(args.output, result)  # after every run: an interrupted ladder keeps what it measured
@@ -90,14 +82,12 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def test_kept(args: argparse.Namespace) -> dict:
-    """After the ladder: train the rung validation chose (KEPT_RUNG, the notebook's TUNED) again for the ladder's
-    seeds and epochs, test it once per seed, and add the results to the ladder's JSON under "kept"."""
+    """After the ladder: the rung validation chose (KEPT_RUNG, TUNED) trained again and tested, in the JSON's "kept"."""
+    # the ladder's seeds and epochs, read from its JSON; a test pins KEPT_RUNG's ingredients to the notebook's TUNED
     if not args.output.is_file():
         raise SystemExit(f"{args.output} is missing: run the ladder first (without --test-kept), with this --output")
     result = json.loads(args.output.read_text(encoding="utf-8"))
-    if rungs()[KEPT_RUNG] != notebook.TUNED:
-        raise SystemExit(f"the rung {KEPT_RUNG!r} is not the notebook's TUNED recipe: update KEPT_RUNG")
-    runs = [climb(KEPT_RUNG, notebook.TUNED, seed, common.notebook_data(seed, args.data_root, args.device, args.limit),
+    runs = [climb(KEPT_RUNG, seed, common.notebook_data(seed, args.data_root, args.device, args.limit),
                   result["epochs"], args, tested=True)
             for seed in result["rungs"][KEPT_RUNG]["summary"]["seeds"]]
     result["kept"] = {"rung": KEPT_RUNG, "ingredients": notebook.TUNED, "runs": runs, "command": COMMAND,
@@ -117,10 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep seed 0's plain, full and kept networks here (for bench/handwriting_devset.py)")
     parser.add_argument("--test-kept", action="store_true", help=f"after a ladder run (--output): train the rung "
                         f"validation chose ({KEPT_RUNG}) again and test it once per seed")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs, args.seeds, args.limit = 1, 1, 2_000
-    return args
+    return common.parsed(parser, argv)
 
 
 if __name__ == "__main__":

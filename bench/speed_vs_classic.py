@@ -1,8 +1,6 @@
 """Speed: the notebook's recipes (Part I's PLAIN, Part II (B)'s TUNED stored channels-last, Part II (D)'s FAST)
-against the classic PyTorch MNIST example, trained on one machine in one run: seconds per epoch, time to 99.0 % test
-accuracy, final accuracy (docs/benchmarks.md). `make bench` runs it; --quick is a smoke run on a few thousand images;
---choose-fast chooses FAST's schedule on validation images instead.
-"""
+against the classic PyTorch MNIST example, in one run on one machine: seconds per epoch, time to 99.0 % test accuracy,
+final accuracy (`make bench`; docs/benchmarks.md). --quick: smoke run; --choose-fast: FAST's schedule on validation."""
 
 import argparse
 import statistics
@@ -29,15 +27,8 @@ CANDIDATES = {f"{epochs} epoch{'s' * (epochs > 1)}, batches of {size}{', smoothi
     for epochs in (1, 2) for size in (128, 256) for tuned in (False, True)}
 
 
-def classic_net() -> nn.Sequential:
-    """pytorch/examples' mnist network, written from its description: two convolutions, max-pool, two linear layers."""
-    return nn.Sequential(nn.Conv2d(1, 32, 3, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
-                         nn.Linear(128, 10), nn.LogSoftmax(dim=1))
-
-
-def classic(epochs: int, args: argparse.Namespace) -> dict:
-    """The example's recipe, seed 1: Adadelta(lr 1.0), StepLR(1, 0.7), batches of 64 from a DataLoader of transforms."""
+def classic(epochs: int, args: argparse.Namespace) -> list[dict]:
+    """pytorch/examples' mnist recipe, seed 1: Adadelta(lr 1.0), StepLR(1, 0.7), batches of 64 from transforms."""
     torch.manual_seed(1)
     device, transform = torch.device(args.device), transforms.Compose([transforms.ToTensor(),
                                                                        transforms.Normalize((0.1307,), (0.3081,))])
@@ -45,8 +36,10 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
     if args.limit:
         train_set, test_set = Subset(train_set, range(args.limit)), Subset(test_set, range(args.limit // 2))
     options = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # as the example
-    test_loader = DataLoader(test_set, 1000, **options)
-    model = classic_net().to(device)
+    # its network, written from its description: two convolutions, max-pooling, two linear layers
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(128, 10), nn.LogSoftmax(dim=1)).to(device)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     history = []  # one row per epoch, as the notebook's train_recipe returns
@@ -63,7 +56,7 @@ def classic(epochs: int, args: argparse.Namespace) -> dict:
         with torch.no_grad():
             history.append({"seconds": seconds, "val_accuracy": sum(
                 (model.eval()(images.to(device)).argmax(1) == labels.to(device)).sum().item()
-                for images, labels in test_loader) / len(test_set)})
+                for images, labels in DataLoader(test_set, 1000, **options)) / len(test_set)})
     return history
 
 
@@ -82,27 +75,24 @@ def run(recipe: str, epochs: int, seed: int, args: argparse.Namespace) -> dict:
     return {"recipe": recipe, "epochs": epochs, "seed": seed, "epoch_seconds": seconds, "test_accuracy": accuracies}
 
 
-def epochs_of(recipe: str, args: argparse.Namespace) -> int:
-    """A recipe's full run: the classic example's --classic-epochs, FAST's own schedule (as --choose-fast chose it),
-    the other recipes' --epochs."""
-    return {"classic": args.classic_epochs, "fast": notebook.FAST_EPOCHS}.get(recipe, args.epochs)
+def time_to_target(whole: dict, args: argparse.Namespace) -> tuple[int | None, float | None]:
+    """Epochs and seconds to TARGET: the classic run's first epoch there, else the shortest run that ends there."""
+    # the notebook's one-cycle schedule fits the run's length: each shorter run is trained again
+    recipe, seed, epochs = whole["recipe"], whole["seed"], whole["epochs"]
+    for n in range(1, epochs + 1):
+        done = whole if recipe == "classic" or n == epochs else run(recipe, n, seed, args)
+        if done["test_accuracy"][n - 1] >= TARGET:
+            return n, sum(done["epoch_seconds"][:n])
+    return None, None
 
 
 def summary_of(recipe: str, args: argparse.Namespace) -> dict:
-    """Full-length runs for every seed, then per seed the time to TARGET: the classic example's first epoch there;
-    for the notebook's recipes, whose schedule fits the run's length, the shortest run that ends there."""
-    def time_to_target(seed: int, whole: dict) -> tuple[int | None, float | None]:
-        if recipe == "classic":
-            reached = [n for n, accuracy in enumerate(whole["test_accuracy"], 1) if accuracy >= TARGET]
-            return (reached[0], sum(whole["epoch_seconds"][: reached[0]])) if reached else (None, None)
-        for n in range(1, epochs + 1):
-            if (r := whole if n == epochs else run(recipe, n, seed, args))["test_accuracy"][-1] >= TARGET:
-                return n, sum(r["epoch_seconds"])
-        return None, None
-
-    seeds, epochs = [1] if recipe == "classic" else range(args.seeds), epochs_of(recipe, args)
-    full = [run(recipe, epochs, seed, args) for seed in seeds]
-    reached, fastest = zip(*(time_to_target(seed, r) for seed, r in zip(seeds, full, strict=True)), strict=True)
+    """Full-length runs for every seed (the classic example: seed 1), then each seed's time to TARGET."""
+    # the classic example's --classic-epochs, FAST's own schedule (as --choose-fast chose it), the others' --epochs
+    epochs = {"classic": args.classic_epochs, "fast": notebook.FAST_EPOCHS}.get(recipe, args.epochs)
+    print(f"{LABELS[recipe]}: {epochs} epochs", flush=True)
+    full = [run(recipe, epochs, seed, args) for seed in ([1] if recipe == "classic" else range(args.seeds))]
+    reached, fastest = zip(*(time_to_target(whole, args) for whole in full), strict=True)
     final = [r["test_accuracy"][-1] for r in full]
     return {"epochs": epochs, "seconds_per_epoch": statistics.mean(s for r in full for s in r["epoch_seconds"]),
             "time_to_target_s": None if None in fastest else statistics.mean(fastest),
@@ -120,12 +110,12 @@ def choose_fast(args: argparse.Namespace) -> dict:
             history = common.train(settings, seed, train_data, val_data, epochs, args.device, bfloat16=bfloat16)[1]
             results.setdefault(name, []).append({"val_accuracy": history[-1]["val_accuracy"],
                                                  "seconds": sum(row["seconds"] for row in history)})
+    seconds = {name: statistics.mean(run["seconds"] for run in runs) for name, runs in results.items()}
     for name, runs in results.items():
-        accuracies = " ".join(f"{run['val_accuracy']:.2%}" for run in runs)
-        print(f"{name:<44} validation {accuracies}, "
-              f"{statistics.mean(r['seconds'] for r in runs):5.1f} s")
+        print(f"{name:<44} validation " + " ".join(f"{run['val_accuracy']:.2%}" for run in runs)
+              + f", {seconds[name]:5.1f} s")
     passing = [name for name, runs in results.items() if all(r["val_accuracy"] >= TARGET for r in runs)]
-    chosen = min(passing, key=lambda name: statistics.mean(r["seconds"] for r in results[name]), default=None)
+    chosen = min(passing, key=seconds.get, default=None)
     print(f"chosen: {chosen} (bfloat16: {bfloat16})")
     summary = {"machine": common.machine(args.device), "bfloat16": bfloat16, "chosen": chosen, "candidates": results}
     common.write_json(args.output_dir / "fast_choice.json", summary)
@@ -137,7 +127,6 @@ def main(args: argparse.Namespace) -> dict:
     summary = {"machine": common.machine(args.device), "target_accuracy": TARGET}
     print(f"machine: {summary['machine']}")
     for recipe, label in LABELS.items():
-        print(f"{label}: {epochs_of(recipe, args)} epochs", flush=True)
         row = summary[recipe] = summary_of(recipe, args)
         if recipe != "classic" and summary["classic"]["time_to_target_s"] and row["time_to_target_s"]:
             row["speedup_time_to_target"] = summary["classic"]["time_to_target_s"] / row["time_to_target_s"]
@@ -157,10 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classic-epochs", type=common.at_least(1), default=14)
     parser.add_argument("--output-dir", type=common.writable_folder, default=common.DEFAULTS["OUTPUT_DIR"])
     parser.add_argument("--choose-fast", action="store_true", help="choose FAST's schedule on validation images")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs, args.classic_epochs, args.seeds, args.limit = 1, 1, 1, 2_000
-    return args
+    return common.parsed(parser, argv, classic_epochs=1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """Export the trained DigitCNN for the static page (`make html`), batch norm folded, with the notebook's constants.
 
     python scripts/export_weights.py outputs/digit_cnn_tuned.pt assets/digit_cnn_weights.js   (make run, make assets)
-    python scripts/export_weights.py --constants-only assets/digit_cnn_weights.js   (renew only the constants)
-"""
+    python scripts/export_weights.py --constants-only assets/digit_cnn_weights.js   (renew only the constants)"""
 
 import argparse
 import sys

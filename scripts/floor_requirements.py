@@ -2,8 +2,7 @@
 ranges (an old PyTorch brings GBs of old CUDA libraries). By hand, as uv's `--resolution lowest-direct` would pin torch
 too and fetch a CUDA build from PyPI, and pip has no lowest-versions mode.
 
-    python scripts/floor_requirements.py [requirements.txt]
-"""
+    python scripts/floor_requirements.py [requirements.txt]"""
 
 import sys
 from pathlib import Path
@@ -13,13 +12,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 def floor_pin(line: str) -> str:
     """`name==lower bound`, or the line as it is for torch and torchvision."""
-    requirement = Requirement(line)
-    lowest = [spec.version for spec in requirement.specifier if spec.operator == ">="]
-    if requirement.name in ("torch", "torchvision"):
+    if (requirement := Requirement(line)).name in ("torch", "torchvision"):
         return line.replace(" ", "")
-    if not lowest:
-        raise ValueError(f"{line} has no lower bound (>=): give it one, so that its floor is checked")
-    return f"{requirement.name}=={lowest[0]}"
+    if lowest := [spec.version for spec in requirement.specifier if spec.operator == ">="]:
+        return f"{requirement.name}=={lowest[0]}"
+    raise ValueError(f"{line} has no lower bound (>=): give it one, so that its floor is checked")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """Write the committed notebook as one self-contained HTML page (`make html`): nbconvert's JupyterLab look, figures
 embedded, no scripts fetched, and a live canvas (web/, the exported network) where the drawing canvas's output stood.
 
-    python scripts/notebook_html.py [NOTEBOOK] [--output outputs/HandWrittenDigitsRecognition.html]
-"""
+    python scripts/notebook_html.py [NOTEBOOK] [--output outputs/HandWrittenDigitsRecognition.html]"""
 
 import argparse
 import sys
@@ -18,8 +17,7 @@ from handwritten_digits.weights import read_weights_script
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK, WEIGHTS = ROOT / "HandWrittenDigitsRecognition.ipynb", ROOT / "assets" / "digit_cnn_weights.js"
 TEMPLATE = "{%- extends 'lab/index.html.j2' -%}" + "".join(  # the lab template less require.js, MathJax and Mermaid
-    f"{{%- block html_head_js_{name} -%}}{{%- endblock html_head_js_{name} -%}}" for name in ("requirejs", "mathjax",
-                                                                                             "mermaidjs"))
+    f"{{%- block html_head_js_{name} -%}}{{%- endblock -%}}" for name in ("requirejs", "mathjax", "mermaidjs"))
 
 
 def notebook_html(notebook: Path, weights: Path = WEIGHTS) -> str:

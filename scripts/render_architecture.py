@@ -1,7 +1,6 @@
 """Render the model's torchviz graph to assets/architecture.svg (the copy shown where Graphviz is missing).
 
-    python scripts/render_architecture.py      (or: make assets)
-"""
+    python scripts/render_architecture.py      (or: make assets)"""
 
 from pathlib import Path
 
