@@ -1,10 +1,10 @@
 """Shared set-up: quick mode (QUICK = True in every kernel the tests start), real MNIST, the committed run's network
-(read, not trained), the notebook's first cells, and the one Chromium of the browser tests."""
+(read, not trained), the notebook's first cells, a read-only mount, and the one Chromium of the browser tests."""
 
 import ast
-import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,9 +27,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # figures without a display, in thes
 
 
 def pytest_configure(config):
-    """nbval has no parameters: a startup file of the kernels these tests start sets QUICK = True right after the
-    notebook's parameters cell (recognised by its exact source), as `papermill -p QUICK True` would; papermill's own
-    injected cell runs after it and still overrides it."""
+    """nbval has no parameters: the kernels these tests start set QUICK = True right after the notebook's parameters
+    cell (known by its exact source), as `papermill -p QUICK True` would; papermill's injected cell overrides it."""
     parameters = next("".join(cell["source"]) for cell in json.loads(NOTEBOOK.read_text())["cells"]
                       if "parameters" in cell["metadata"].get("tags", []))
     (startup := Path(tempfile.mkdtemp(prefix="ipython-")) / "profile_default" / "startup").mkdir(parents=True)
@@ -98,15 +97,30 @@ def run_first_cells(tmp_path: Path, count: int, *parameters: str, env: dict | No
                           capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
+def in_read_only_mount(source: Path, mount_point: Path, code: str) -> subprocess.CompletedProcess:
+    """Run Python `code` where mount_point is `source` bind-mounted read-only, in a mount namespace of its own."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is missing")
+    mount_point.mkdir(parents=True, exist_ok=True)
+    script = (f'mount --bind "{source}" "{mount_point}" && mount -o remount,ro,bind "{mount_point}" && '
+              f'exec "{sys.executable}" -c "$0"')
+    done = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, code],
+                          capture_output=True, text=True, timeout=120)
+    if refused := re.search(r"^(unshare|mount): .*(not permitted|[Pp]ermission denied)", done.stderr, flags=re.M):
+        if os.environ.get("CI") and os.geteuid() == 0:  # as root, as .ci/run runs, it must work
+            pytest.fail(f"CI must test a read-only mount: {refused[0]}")
+        pytest.skip(f"this machine does not let a test mount: {refused[0]}")
+    return done
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's headless Chromium, driven by Playwright; where either is missing, skipped (failed in CI)."""
-    if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
-        reason = "Debian's chromium or the playwright package is not installed"
-        pytest.fail(f"{reason}: CI must run the browser tests") if os.environ.get("CI") else pytest.skip(reason)
+    """Debian's headless Chromium, driven by Playwright; where it is missing, skipped (failed in CI)."""
+    if CHROMIUM is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("Debian's chromium is missing (CI must have it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:  # as root in a container Chromium needs --no-sandbox; the rest keep

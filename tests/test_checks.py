@@ -1,15 +1,10 @@
 """What the set-up cell checks (handwritten_digits.checks), in-process, and a data folder on a real read-only mount."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEFAULTS
+from conftest import DEFAULTS, in_read_only_mount
 
 from handwritten_digits import checks
 
@@ -63,22 +58,6 @@ def test_folders_that_cannot_be_written_are_all_named_before_any_data_is_fetched
     assert f"OUTPUT_DIR = {str(blocker)!r} cannot be written to: it is a file, not a folder" in str(caught.value)
     assert f"DATA_ROOT = {str(blocker / 'data')!r} cannot serve: cannot write MNIST files" in str(caught.value)
     assert blocker.read_text() == "not a folder"
-
-
-def in_read_only_mount(source: Path, mount_point: Path, code: str) -> subprocess.CompletedProcess:
-    """Run Python `code` where mount_point is `source` bind-mounted read-only, in a mount namespace of its own."""
-    if not shutil.which("unshare"):
-        pytest.skip("unshare (util-linux) is missing")
-    mount_point.mkdir(parents=True, exist_ok=True)
-    script = (f'mount --bind "{source}" "{mount_point}" && mount -o remount,ro,bind "{mount_point}" && '
-              f'exec "{sys.executable}" -c "$0"')
-    done = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, code],
-                          capture_output=True, text=True, timeout=120)
-    if refused := re.search(r"^(unshare|mount): .*(not permitted|[Pp]ermission denied)", done.stderr, flags=re.M):
-        if os.environ.get("CI") and os.geteuid() == 0:  # as root, as .ci/run runs, it must work
-            pytest.fail(f"CI must test a read-only mount: {refused[0]}")
-        pytest.skip(f"this machine does not let a test mount: {refused[0]}")
-    return done
 
 
 @pytest.mark.parametrize("entry", ["check_and_fetch", "command line"])

@@ -73,8 +73,7 @@ def test_a_later_source_serves_when_one_fails_giving_the_files_torchvision_reads
 ])
 def test_damaged_or_missing_files_are_named_and_rebuilt_and_good_ones_left_alone(tiny, damage, reasons):
     root, files = tiny
-    kept = ensure_mnist(root) / "train-images-idx3-ubyte"
-    inode = kept.stat().st_ino
+    inode = (kept := ensure_mnist(root) / "train-images-idx3-ubyte").stat().st_ino
     for name, change in damage.items():
         path = raw_dir(root) / name
         path.write_bytes(change(path.read_bytes())) if change else path.unlink()

@@ -3,9 +3,26 @@ its schedule, Part I's training cell against Part II's train_recipe, evaluation,
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from handwritten_digits import notebook
+
+
+def trained_from_seed(*args, make=notebook.DigitCNN, train=notebook.train_recipe, **options) -> tuple[nn.Module, list]:
+    """Seed 0, make the network and train it: the network and the training's rows."""
+    torch.manual_seed(0)  # the same initial weights, shuffling and dropout
+    model = make()
+    return model, train(model, *args, **options)
+
+
+def same_weights(first: nn.Module, second: nn.Module) -> bool:
+    return all(map(torch.equal, first.state_dict().values(), second.state_dict().values()))
+
+
+def fast_network() -> nn.Module:
+    """Part II (D)'s network: a channels-last DigitCNN under bfloat16 autocast."""
+    return notebook.Bfloat16(notebook.DigitCNN().to(memory_format=torch.channels_last))
 
 
 def test_augmentation_moves_each_image_keeps_the_labels_and_is_the_identity_at_zero():
@@ -19,30 +36,20 @@ def test_augmentation_moves_each_image_keeps_the_labels_and_is_the_identity_at_z
 
 def test_train_recipe_with_the_plain_ingredients_trains_with_sgd_momentum_and_a_one_cycle_learning_rate(mnist_data):
     """train_recipe(**PLAIN) gives the weights of the recipe that section 6's cell writes out: SGD with momentum 0.9,
-    OneCycleLR without a momentum cycle, train_one_epoch, seeded before the network and again before training."""
-    train, validation = mnist_data
-    models = []
-    for way in ("Part I", "train_recipe"):
-        torch.manual_seed(0)  # the same initial weights,
-        model = notebook.DigitCNN()
-        torch.manual_seed(0)  # then the same shuffling and dropout
-        if way == "Part I":
-            loader = DataLoader(TensorDataset(*train), batch_size=64, shuffle=True)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.15, momentum=0.9)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.15, cycle_momentum=False,
-                                                            total_steps=len(loader))
-            notebook.train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, "cpu")
-        else:
-            notebook.train_recipe(model, train, validation, 1, 0.15, 64, **notebook.PLAIN)
-        models.append(model.state_dict())
-    assert all(torch.equal(models[1][name], value) for name, value in models[0].items())
+    OneCycleLR without a momentum cycle, train_one_epoch."""
+    def part_one(model):
+        loader = DataLoader(TensorDataset(*mnist_data[0]), batch_size=64, shuffle=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.15, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.15, cycle_momentum=False,
+                                                        total_steps=len(loader))
+        notebook.train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, "cpu")
+
+    recipe = trained_from_seed(*mnist_data, 1, 0.15, 64, **notebook.PLAIN)[0]
+    assert same_weights(trained_from_seed(train=part_one)[0], recipe)
 
 
-def test_part_ones_optimiser_is_plain_momentum_and_the_options_add_nesterov_weight_decay_and_a_momentum_cycle():
-    model = torch.nn.Linear(2, 2)
-    plain = notebook.sgd_one_cycle(model, 0.15, 100)[0].param_groups[0]
-    assert (plain["momentum"], plain["nesterov"], plain["weight_decay"]) == (0.9, False, 0.0)
-    optimizer, scheduler = notebook.sgd_one_cycle(model, 0.15, 100, weight_decay=notebook.WEIGHT_DECAY,
+def test_the_optimisers_options_add_nesterov_weight_decay_and_a_momentum_cycle():
+    optimizer, scheduler = notebook.sgd_one_cycle(torch.nn.Linear(2, 2), 0.15, 100, weight_decay=notebook.WEIGHT_DECAY,
                                                   nesterov=True, momentum_range=notebook.MOMENTUM_RANGE)
     group, momenta = optimizer.param_groups[0], []
     assert (group["nesterov"], group["weight_decay"]) == (True, 5e-4)
@@ -63,40 +70,24 @@ def test_evaluate_reports_plain_cross_entropy_and_accuracy(mnist_data):
 
 
 def test_two_runs_of_the_tuned_recipe_with_the_same_seed_are_identical_on_cpu(mnist_data):
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        runs.append(notebook.train_recipe(notebook.DigitCNN(), *mnist_data, epochs=2, learning_rate=0.15,
-                                          batch_size=128, **notebook.TUNED))
-    without_time = [[{key: value for key, value in row.items() if key != "seconds"} for row in run] for run in runs]
-    assert without_time[0] == without_time[1]
+    runs = [trained_from_seed(*mnist_data, 2, 0.15, 128, **notebook.TUNED)[1] for _ in range(2)]
+    assert [{**row, "seconds": 0} for row in runs[0]] == [{**row, "seconds": 0} for row in runs[1]]  # all but the time
     assert runs[0][-1]["val_accuracy"] > 0.5  # it did learn
 
 
 def test_whole_batches_are_the_standard_loaders_and_the_fast_recipe_learns_in_bfloat16_channels_last(mnist_data):
     """Part II (D)'s tools: whole_batches gives the very weights of the standard DataLoader; Bfloat16 hands back
     float32 logits and trains a channels-last network with FAST's settings."""
-    train, validation = mnist_data
-    weights = []
-    for sliced in (False, True):
-        torch.manual_seed(0)
-        notebook.train_recipe(model := notebook.DigitCNN(), train, validation, 1, 0.15, 64, whole_batches=sliced)
-        weights.append(model.state_dict())
-    assert all(torch.equal(weights[1][name], value) for name, value in weights[0].items())
-    torch.manual_seed(0)
-    fast = notebook.Bfloat16(notebook.DigitCNN().to(memory_format=torch.channels_last))
-    history = notebook.train_recipe(fast, train, validation, 5, **notebook.FAST)  # 40 steps of 2,000 images
-    assert (fast(validation[0][:4]).dtype, history[-1]["val_accuracy"] > 0.5) == (torch.float32, True)
+    standard, sliced = (trained_from_seed(*mnist_data, 1, 0.15, 64, whole_batches=whole)[0] for whole in (False, True))
+    assert same_weights(standard, sliced)
+    fast, history = trained_from_seed(*mnist_data, 5, make=fast_network, **notebook.FAST)  # 40 steps of 2,000 images
+    assert (fast(mnist_data[1][0][:4]).dtype, history[-1]["val_accuracy"] > 0.5) == (torch.float32, True)
 
 
 @pytest.mark.slow
 def test_the_compiled_fast_network_learns_as_the_uncompiled_one(mnist_data):
-    accuracies = []
-    for compiled in (False, True):
-        torch.manual_seed(0)
-        model = notebook.Bfloat16(notebook.DigitCNN().to(memory_format=torch.channels_last))
-        history = notebook.train_recipe(torch.compile(model) if compiled else model, *mnist_data, 5, **notebook.FAST)
-        accuracies.append(history[-1]["val_accuracy"])
+    accuracies = [trained_from_seed(*mnist_data, 5, make=make, **notebook.FAST)[1][-1]["val_accuracy"]
+                  for make in (fast_network, lambda: torch.compile(fast_network()))]
     assert (min(accuracies) > 0.5, abs(accuracies[0] - accuracies[1]) < 0.05) == (True, True)
 
 
