@@ -1,5 +1,5 @@
-"""Write the notebook's cells marked for export into handwritten_digits/notebook.py (`make export`), or check that the
-file is what the notebook would write (`--check`, as the tests do).
+"""Write the notebook's cells marked for export into handwritten_digits/notebook.py (`make export`); a test checks
+that the file is what the notebook would write.
 
 The notebook is the source: a code cell whose first line is `#| export` (nbdev's marker, kept visible so that a
 reader knows the code is reused) is copied as it stands, under a comment naming the section that teaches it.
@@ -7,7 +7,6 @@ reader knows the code is reused) is copied as it stands, under a comment naming 
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
 import sys
@@ -69,27 +68,18 @@ def module_text(notebook: Path = NOTEBOOK) -> str:
     return "\n".join(parts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """The command line: write notebook.py, or with --check say whether it is what the notebook would write."""
-    parser = argparse.ArgumentParser(prog="python -m handwritten_digits.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="write nothing; fail when the module differs")
-    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help=argparse.SUPPRESS)
-    parser.add_argument("--module", type=Path, default=MODULE, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def main() -> None:
+    """Write notebook.py from the notebook's marked cells, unless it is already what they make."""
     try:
-        text = module_text(args.notebook)
+        text = module_text()
     except ExportError as error:
         sys.exit(f"error: {error}")
-    current = args.module.read_text(encoding="utf-8") if args.module.is_file() else None
-    if args.check and current != text:
-        sys.exit(f"{args.module} differs from the cells of {args.notebook.name} marked {MARKER!r}: run `make export`")
-    if current == text:
-        print(f"{args.module} is what {args.notebook.name} exports")
-    else:
-        with atomic_write(args.module) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-        print(f"wrote {args.module} from the cells of {args.notebook.name} marked {MARKER!r}")
+    if MODULE.is_file() and MODULE.read_text(encoding="utf-8") == text:
+        print(f"{MODULE} is what {NOTEBOOK.name} exports")
+        return
+    with atomic_write(MODULE) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    print(f"wrote {MODULE} from the cells of {NOTEBOOK.name} marked {MARKER!r}")
 
 
 if __name__ == "__main__":
