@@ -166,6 +166,8 @@ def train_recipe(model: nn.Module, train_data: tuple, val_data: tuple, epochs: i
     of figures per epoch. Seed before creating the model and again before calling it, as Part I does."""
     dataset = TensorDataset(*train_data)
     if whole_batches:  # Part II (D)
+        if augment:  # whole batches skip collate_fn, where augmentation happens
+            raise ValueError("whole_batches=True cannot augment: set augment=False, or whole_batches=False")
         loader = whole_batches_of(dataset, batch_size)
     else:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
@@ -263,7 +265,8 @@ class Bfloat16(nn.Module):
 
 
 def has_bfloat16(device: torch.device) -> bool:
-    """Whether PyTorch reports bfloat16 support: a CUDA GPU's own, or an AVX-512 CPU (PyTorch's CPU capability)."""
+    """Whether bfloat16 pays here: a CUDA GPU that supports it, or a CPU that PyTorch runs with AVX-512 (whose
+    bfloat16 instructions, AVX512_BF16, most AVX-512 processors since 2020 have; older ones emulate them)."""
     return torch.cuda.is_bf16_supported() if device.type == "cuda" else (
         torch.backends.cpu.get_cpu_capability() == "AVX512")
 
