@@ -113,7 +113,8 @@ def training_parser(description: str) -> argparse.ArgumentParser:
 
 
 def parsed(parser: argparse.ArgumentParser, argv: list[str] | None, **quick) -> argparse.Namespace:
-    """The command line; `limit` (training images) is None, or with --quick 2,000, and 1 epoch, 1 seed and `quick`."""
+    """The parsed command line, with `limit`, the training images to use: None (all), or 2,000 with --quick, which
+    also sets 1 epoch, 1 seed and the script's own `quick` settings."""
     args = parser.parse_args(argv)
     vars(args).update({"limit": 2_000, "epochs": 1, "seeds": 1, **quick} if args.quick else {"limit": None})
     return args

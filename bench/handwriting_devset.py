@@ -121,6 +121,11 @@ def centre_line(path: Path, digit: int, angle: float) -> tuple[np.ndarray, np.nd
     return points.astype(np.float64), np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
+def placed(points: np.ndarray, scale: float, top: float, left: float) -> np.ndarray:
+    """The points scaled and moved so that their top-left corner lands on (top, left); as (x, y)."""
+    return ((points - points.min(axis=0)) * scale + np.array([top, left]))[:, ::-1]
+
+
 def canvas_drawing(line: tuple[np.ndarray, np.ndarray], edge: bool, rng: np.random.Generator) -> np.ndarray:
     """The centre line drawn on the DrawingPad: into the canvas's top and bottom (`edge`), or 150 pixels tall."""
     (points, pairs), size = line, PAD.size
@@ -128,7 +133,7 @@ def canvas_drawing(line: tuple[np.ndarray, np.ndarray], edge: bool, rng: np.rand
     scale = (size - 8) / height if edge else 150 / max(height, width)
     top = 4 if edge else (size - height * scale) / 2 + rng.uniform(-15, 15)
     left = (size - width * scale) / 2 + rng.uniform(-15, 15) * (not edge or width * scale < size - 60)
-    xy = ((points - points.min(axis=0)) * scale + np.array([top, left]))[:, ::-1]  # top-left corner there; (x, y)
+    xy = placed(points, scale, top, left)
     PAD.clear()
     for i, j in [*pairs, *((i, i) for i in sorted(set(range(len(points))) - set(pairs.ravel())))]:  # lone points: dots
         PAD.mouse_down(*xy[i])
@@ -141,7 +146,7 @@ def phone_photo(line: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -
     points, pairs = line
     scale, pen = rng.uniform(700, 1400) / (np.ptp(points[:, 0]) + 1), int(rng.integers(5, 10))
     box = tuple(int(extent * scale) + 4 * pen for extent in np.ptp(points, axis=0) + 1)
-    xy = ((points - points.min(axis=0)) * scale + 2 * pen)[:, ::-1]
+    xy = placed(points, scale, 2 * pen, 2 * pen)
     draw = ImageDraw.Draw(ink := Image.new("L", box[::-1], 0))
     for i, j in pairs:
         draw.line([tuple(xy[i]), tuple(xy[j])], fill=255, width=pen)

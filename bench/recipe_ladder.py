@@ -15,10 +15,14 @@ from handwritten_digits.checkpoints import save_checkpoint
 # isort: split
 import common  # bench/common.py (a script's own folder is on its path)
 
-STEPS = {"plain (Part I)": {}, "+ augmentation": {"augment": True},  # each rung: the one before plus one ingredient
-         "+ label smoothing": {"label_smoothing": notebook.LABEL_SMOOTHING},
-         "+ weight decay": {"weight_decay": notebook.WEIGHT_DECAY}, "+ Nesterov": {"nesterov": True},
-         "+ momentum range (full)": {"momentum_range": notebook.MOMENTUM_RANGE}}
+STEPS = {  # each rung is the one before it plus one ingredient, from Part I's recipe to the full one
+    "plain (Part I)": {},
+    "+ augmentation": {"augment": True},
+    "+ label smoothing": {"label_smoothing": notebook.LABEL_SMOOTHING},
+    "+ weight decay": {"weight_decay": notebook.WEIGHT_DECAY},
+    "+ Nesterov": {"nesterov": True},
+    "+ momentum range (full)": {"momentum_range": notebook.MOMENTUM_RANGE},
+}
 TOP = list(STEPS)[-1]  # the full recipe: the rung the script tests, decided before any result was known
 KEPT_RUNG = "+ weight decay"  # the rung Part II (B) keeps (notebook.TUNED): the best on validation in the committed run
 SAVED = {"plain (Part I)": "plain", TOP: "full", KEPT_RUNG: "tuned"}  # the seed-0 networks --save-networks keeps
@@ -56,8 +60,9 @@ def climb(name: str, seed: int, data: tuple, epochs: int, args: argparse.Namespa
         run["test_accuracy"] = notebook.evaluate(model, *test_data)[1]
     if args.save_networks and seed == 0 and name in SAVED:
         save_checkpoint(model, args.save_networks / f"ladder_{SAVED[name]}_seed0.pt", mean, std)
-    print(f"seed {seed}  {name:<26} validation {run['val_accuracy']:.2%}" + (f", test {run['test_accuracy']:.2%}"
-          if tested else "") + f"  ({run['training_seconds']:.0f} s)", flush=True)
+    tested_text = f", test {run['test_accuracy']:.2%}" if tested else ""
+    print(f"seed {seed}  {name:<26} validation {run['val_accuracy']:.2%}{tested_text}  "
+          f"({run['training_seconds']:.0f} s)", flush=True)
     return run
 
 
@@ -83,7 +88,9 @@ def main(args: argparse.Namespace) -> dict:
 
 def test_kept(args: argparse.Namespace) -> dict:
     """After the ladder: the rung validation chose (KEPT_RUNG, TUNED) trained again and tested, in the JSON's "kept"."""
-    # the ladder's seeds and epochs, read from its JSON; a test pins KEPT_RUNG's ingredients to the notebook's TUNED
+    # the ladder's seeds and epochs, read from its JSON
+    if rungs()[KEPT_RUNG] != notebook.TUNED:
+        raise SystemExit(f"the rung {KEPT_RUNG!r} is not the notebook's TUNED recipe: update KEPT_RUNG")
     if not args.output.is_file():
         raise SystemExit(f"{args.output} is missing: run the ladder first (without --test-kept), with this --output")
     result = json.loads(args.output.read_text(encoding="utf-8"))

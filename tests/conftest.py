@@ -120,7 +120,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def browser():
     """Debian's headless Chromium, driven by Playwright; where it is missing, skipped (failed in CI)."""
     if CHROMIUM is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("Debian's chromium is missing (CI must have it)")
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing (CI must have it)")
+        pytest.skip("Debian's chromium is missing")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:  # as root in a container Chromium needs --no-sandbox; the rest keep

@@ -101,7 +101,8 @@ def test_a_save_refused_or_cut_short_keeps_the_old_file_and_leaves_no_part(saved
         monkeypatch.setattr(os, "replace", mock.Mock(side_effect=failure))
     with refused:
         save_checkpoint(model(), path, mean, 0.31)
-    assert (path.read_bytes(), [p.name for p in path.parent.iterdir()]) == (before, [path.name])
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_two_writers_and_a_reader_at_once_never_clash_nor_see_half_a_file(tmp_path):

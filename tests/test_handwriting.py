@@ -58,10 +58,11 @@ def test_a_shifted_scaled_inverted_digit_comes_back_boxed_and_centred_as_mnist_d
     for field, digit in zip(fields, mnist_digits[0], strict=True):  # the longer side scaled to 20 pixels, as MNIST's
         assert np.abs(ink_box(field) - ink_box(digit / 255)).max() <= 1  # every edge within one pixel
     differences = np.abs(fields - mnist_digits[0] / 255).mean(axis=(1, 2))
-    assert (np.mean(differences) < 0.045, max(differences) < 0.1) == (True, True)
+    assert np.mean(differences) < 0.045
+    assert max(differences) < 0.1
     centres = [(fields * index).sum(axis=(1, 2)) / fields.sum(axis=(1, 2)) for index in np.indices((28, 28))]
     # rows, then columns: MNIST's centre of mass is pixel (14, 14); nearest_pixel takes within a thousandth of a half
-    assert np.abs(np.array(centres) - 14).max() <= 0.5 + 1e-3  # as the half
+    assert np.abs(np.array(centres) - 14).max() <= 0.5 + 1e-3
 
 
 def test_digits_disguised_as_photos_are_read_and_blank_sheets_refused(mnist_digits, trained_digit_reader):
@@ -141,7 +142,8 @@ def test_predict_digit_gives_the_network_the_normalised_field_and_recorded_block
     with torch.inference_mode():
         logits, x = model(field)[0], field
         expected = [x := block(x) for block in (model.conv1, model.conv2, model.conv3)]  # each block on the last output
-    assert (digit, np.allclose(probabilities, torch.softmax(logits, 0).numpy())) == (int(logits.argmax()), True)
+    assert digit == int(logits.argmax())
+    assert np.allclose(probabilities, torch.softmax(logits, 0).numpy())
     assert list(maps) == ["conv1", "conv2", "conv3"]
     assert all(torch.equal(maps[name], output) for name, output in zip(maps, expected, strict=True))  # the very field
     notebook.predict_probabilities(model, torch.zeros(1, 1, 28, 28))  # after the with: nothing recorded

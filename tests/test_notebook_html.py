@@ -22,9 +22,12 @@ def test_page_embeds_every_figure_holds_the_live_canvas_and_links_nothing_outsid
     assert "var DIGIT_CNN = {" in page  # the weights inline: one file that opens from disk
 
 
-def spoiled(change):
-    """The arguments for a copy of the notebook that `change` edits, or replaces by the text it returns."""
+def spoiled(change=None, weights=None):
+    """The arguments for a copy of the notebook that `change` edits or replaces by a text, or for a weights file."""
     def write(folder):
+        if weights:
+            (folder / "weights.js").write_text(weights(WEIGHTS.read_text()))
+            return ["--weights", str(folder / "weights.js")]
         text = change(notebook := json.loads(json.dumps(SAVED)))
         (folder / "notebook.ipynb").write_text(text if isinstance(text, str) else json.dumps(notebook))
         return [str(folder / "notebook.ipynb")]
@@ -43,8 +46,7 @@ REFUSALS = {  # how the input is spoiled: what the one line says
     "a saved error": (spoiled(lambda notebook: notebook["cells"][CODE].update(outputs=[
         {"output_type": "error", "ename": "ValueError", "evalue": "boom", "traceback": []}])), "saved an error"),
     "no weights": (lambda folder: ["--weights", str(folder / "weights.js")], "weights.js is missing or damaged"),
-    "no constants": (lambda folder: (folder / "weights.js").write_text(re.sub(r'\n "constants": .*,\n', "\n",
-                     WEIGHTS.read_text())) and ["--weights", str(folder / "weights.js")], "weights.js is missing or"),
+    "no constants": (spoiled(weights=lambda text: re.sub(r'\n "constants": .*,\n', "\n", text)), "missing or damaged"),
 }
 
 
@@ -55,4 +57,5 @@ def test_a_refusal_is_one_line_and_keeps_the_previous_page(tmp_path, spoil):
     with pytest.raises(SystemExit) as refused:
         main([*REFUSALS[spoil][0](tmp_path), "--output", str(target)])
     assert re.fullmatch(f"error: [^\n]*{re.escape(REFUSALS[spoil][1])}[^\n]*", refused.value.code)
-    assert (target.read_text(), [path.name for path in target.parent.iterdir()]) == ("the previous page", ["page.html"])
+    assert target.read_text() == "the previous page"
+    assert [path.name for path in target.parent.iterdir()] == ["page.html"]

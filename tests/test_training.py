@@ -1,6 +1,8 @@
 """The notebook's exported training code (handwritten_digits.notebook), in-process: augmentation, the optimiser and
 its schedule, Part I's training cell against Part II's train_recipe, evaluation, and a training that diverges."""
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -35,8 +37,8 @@ def test_augmentation_moves_each_image_keeps_the_labels_and_is_the_identity_at_z
 
 
 def test_train_recipe_with_the_plain_ingredients_trains_with_sgd_momentum_and_a_one_cycle_learning_rate(mnist_data):
-    """train_recipe(**PLAIN) gives the weights of the recipe that section 6's cell writes out: SGD with momentum 0.9,
-    OneCycleLR without a momentum cycle, train_one_epoch."""
+    """train_recipe's defaults, which are PLAIN, give the weights of the recipe that section 6's cell writes out: SGD
+    with momentum 0.9, OneCycleLR without a momentum cycle, train_one_epoch."""
     def part_one(model):
         loader = DataLoader(TensorDataset(*mnist_data[0]), batch_size=64, shuffle=True)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.15, momentum=0.9)
@@ -44,7 +46,9 @@ def test_train_recipe_with_the_plain_ingredients_trains_with_sgd_momentum_and_a_
                                                         total_steps=len(loader))
         notebook.train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, "cpu")
 
-    recipe = trained_from_seed(*mnist_data, 1, 0.15, 64, **notebook.PLAIN)[0]
+    defaults = inspect.signature(notebook.train_recipe).parameters
+    assert {name: defaults[name].default for name in notebook.PLAIN} == notebook.PLAIN
+    recipe = trained_from_seed(*mnist_data, 1, 0.15, 64)[0]
     assert same_weights(trained_from_seed(train=part_one)[0], recipe)
 
 
@@ -81,14 +85,16 @@ def test_whole_batches_are_the_standard_loaders_and_the_fast_recipe_learns_in_bf
     standard, sliced = (trained_from_seed(*mnist_data, 1, 0.15, 64, whole_batches=whole)[0] for whole in (False, True))
     assert same_weights(standard, sliced)
     fast, history = trained_from_seed(*mnist_data, 5, make=fast_network, **notebook.FAST)  # 40 steps of 2,000 images
-    assert (fast(mnist_data[1][0][:4]).dtype, history[-1]["val_accuracy"] > 0.5) == (torch.float32, True)
+    assert fast(mnist_data[1][0][:4]).dtype == torch.float32
+    assert history[-1]["val_accuracy"] > 0.5
 
 
 @pytest.mark.slow
 def test_the_compiled_fast_network_learns_as_the_uncompiled_one(mnist_data):
     accuracies = [trained_from_seed(*mnist_data, 5, make=make, **notebook.FAST)[1][-1]["val_accuracy"]
                   for make in (fast_network, lambda: torch.compile(fast_network()))]
-    assert (min(accuracies) > 0.5, abs(accuracies[0] - accuracies[1]) < 0.05) == (True, True)
+    assert min(accuracies) > 0.5
+    assert abs(accuracies[0] - accuracies[1]) < 0.05
 
 
 def test_a_training_whose_weights_stop_being_numbers_stops_naming_the_learning_rate(mnist_data):
@@ -96,3 +102,8 @@ def test_a_training_whose_weights_stop_being_numbers_stops_naming_the_learning_r
     torch.manual_seed(0)
     with pytest.raises(FloatingPointError, match=r"training diverged: the learning rate 100 may be too high"):
         notebook.train_recipe(notebook.DigitCNN(), *mnist_data, 1, 100, 64, **notebook.PLAIN)
+
+
+def test_whole_batches_refuse_the_augmentation_they_would_skip(mnist_data):
+    with pytest.raises(ValueError, match="whole_batches=True cannot augment"):
+        notebook.train_recipe(notebook.DigitCNN(), *mnist_data, 1, 0.15, 64, augment=True, whole_batches=True)
