@@ -6,6 +6,7 @@ Part II's tools, exactly as the notebook shows them (each block names the sectio
 # --------------------------------------------------------------------------------------------------------------------
 # Taught in Part I, 1. Set up
 
+# Part I uses shutil, time, plt, torch, nn, F, DataLoader and TensorDataset; the others serve Part II
 import itertools
 import math
 import shutil
@@ -265,8 +266,8 @@ class Bfloat16(nn.Module):
 
 
 def has_bfloat16(device: torch.device) -> bool:
-    """Whether bfloat16 pays here: a CUDA GPU that supports it, or a CPU that PyTorch runs with AVX-512 (whose
-    bfloat16 instructions, AVX512_BF16, most AVX-512 processors since 2020 have; older ones emulate them)."""
+    """Whether PyTorch reports bfloat16 support: a CUDA GPU's own, or a CPU it runs with AVX-512 (which computes
+    bfloat16 natively where the processor has AVX512_BF16, and emulates it on older AVX-512 processors)."""
     return torch.cuda.is_bf16_supported() if device.type == "cuda" else (
         torch.backends.cpu.get_cpu_capability() == "AVX512")
 
