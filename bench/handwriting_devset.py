@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -96,18 +96,21 @@ def on_paper(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def thinned(image: np.ndarray) -> np.ndarray:
     """The strokes' one-pixel centre line: Zhang and Suen's thinning (skimage.morphology.thin; not installed here)."""
-    image, before = np.pad(image, 1), None
-    while before is None or (image != before).any():  # until a pass removes nothing
-        before = image.copy()
+    image = np.pad(image, 1)
+    while True:
+        removed = False
         for step in (0, 1):
             ring = [image[1 + r:image.shape[0] - 1 + r, 1 + c:image.shape[1] - 1 + c] for r, c in  # p2-p9 clockwise
                     ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))]
             p2, p4, p6, p8 = ring[::2]
             crossings = sum((~a & b).astype(np.uint8) for a, b in itertools.pairwise([*ring, p2]))
             first, second = (p2 & p4 & p6, p4 & p6 & p8) if step == 0 else (p2 & p4 & p8, p2 & p6 & p8)
-            neighbours = sum(p.astype(np.uint8) for p in ring)
-            image[1:-1, 1:-1] &= ~((crossings == 1) & ~first & ~second & (neighbours >= 2) & (neighbours <= 6))
-    return image[1:-1, 1:-1]
+            remove = image[1:-1, 1:-1] & (crossings == 1) & ~first & ~second
+            remove &= ((neighbours := sum(p.astype(np.uint8) for p in ring)) >= 2) & (neighbours <= 6)
+            image[1:-1, 1:-1] &= ~remove
+            removed |= bool(remove.any())
+        if not removed:
+            return image[1:-1, 1:-1]
 
 
 def centre_line(path: Path, digit: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -228,10 +231,12 @@ def tally(records: list[dict]) -> dict:
 
 def summarise(records: list[dict]) -> dict:
     """Tallies per condition, and the kinds of refusal per condition."""
-    groups = {c: [r for r in records if r["condition"] == c] for c in dict.fromkeys(r["condition"] for r in records)}
+    by_condition = defaultdict(list)
+    for record in records:
+        by_condition[record["condition"]].append(record)
     refusals = {c: dict(Counter(re.split(r"[:(]", r["answer"])[0].strip() for r in group if r["outcome"] == "refused"))
-                for c, group in groups.items()}
-    return {"conditions": {c: tally(groups[c]) for c in CONDITIONS if c in groups},
+                for c, group in by_condition.items()}
+    return {"conditions": {c: tally(by_condition[c]) for c in CONDITIONS if c in by_condition},
             "refusals": {c: kinds for c, kinds in refusals.items() if kinds}}
 
 

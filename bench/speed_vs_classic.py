@@ -36,6 +36,7 @@ def classic(epochs: int, args: argparse.Namespace) -> list[dict]:
     if args.limit:
         train_set, test_set = Subset(train_set, range(args.limit)), Subset(test_set, range(args.limit // 2))
     options = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # as the example
+    test_loader = DataLoader(test_set, 1000, **options)
     # its network, written from its description: two convolutions, max-pooling, two linear layers
     model = nn.Sequential(nn.Conv2d(1, 32, 3, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
@@ -56,7 +57,7 @@ def classic(epochs: int, args: argparse.Namespace) -> list[dict]:
         with torch.no_grad():
             history.append({"seconds": seconds, "val_accuracy": sum(
                 (model.eval()(images.to(device)).argmax(1) == labels.to(device)).sum().item()
-                for images, labels in DataLoader(test_set, 1000, **options)) / len(test_set)})
+                for images, labels in test_loader) / len(test_set)})
     return history
 
 

@@ -12,11 +12,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 def floor_pin(line: str) -> str:
     """`name==lower bound`, or the line as it is for torch and torchvision."""
-    if (requirement := Requirement(line)).name in ("torch", "torchvision"):
+    requirement = Requirement(line)
+    lowest = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+    if requirement.name in ("torch", "torchvision"):
         return line.replace(" ", "")
-    if lowest := [spec.version for spec in requirement.specifier if spec.operator == ">="]:
-        return f"{requirement.name}=={lowest[0]}"
-    raise ValueError(f"{line} has no lower bound (>=): give it one, so that its floor is checked")
+    if not lowest:
+        raise ValueError(f"{line} has no lower bound (>=): give it one, so that its floor is checked")
+    return f"{requirement.name}=={lowest[0]}"
 
 
 if __name__ == "__main__":
